@@ -1,0 +1,248 @@
+//! The functions a rule script can call: read the state, ask for actions,
+//! reject the event. This module is the admin's manual (see README, "Writing
+//! rules"); keep it small and in the inbox's words.
+//!
+//! Every action is the same change as the event of the same type, applied
+//! at once: later code and later rules see it. An action returns `true` if
+//! it changed something (and so derived an event), `false` if it was a no-op.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map};
+
+use crate::event::EventKind;
+use crate::unit::Unit;
+
+type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+/// Registers the inbox API on `engine`, bound to `unit`.
+pub fn register(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
+    register_reads(engine, unit);
+    register_conversation_actions(engine, unit);
+    register_ticket_actions(engine, unit);
+
+    let u = Rc::clone(unit);
+    engine.register_fn("reject", move |reason: &str| -> Result<()> {
+        Err(u.borrow_mut().reject(reason).into())
+    });
+    engine.register_fn("log", |message: &str| {
+        tracing::info!(target: "inboxd::script", "{message}");
+    });
+}
+
+fn register_reads(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
+    let u = Rc::clone(unit);
+    engine.register_fn("conversation", move |id: &str| -> Result<Dynamic> {
+        let found = u
+            .borrow_mut()
+            .working
+            .conversation(id)
+            .map_err(store_error)?;
+        found.map_or(Ok(Dynamic::UNIT), |c| rhai::serde::to_dynamic(&c))
+    });
+    let u = Rc::clone(unit);
+    engine.register_fn("ticket", move |id: &str| -> Result<Dynamic> {
+        let found = u.borrow_mut().working.ticket(id).map_err(store_error)?;
+        found.map_or(Ok(Dynamic::UNIT), |t| rhai::serde::to_dynamic(&t))
+    });
+    let u = Rc::clone(unit);
+    engine.register_fn("is_blocked", move |contact: &str| -> Result<bool> {
+        u.borrow_mut()
+            .working
+            .is_blocked(contact)
+            .map_err(store_error)
+    });
+    let u = Rc::clone(unit);
+    engine.register_fn("stage_is_closed", move |stage: &str| {
+        u.borrow().stages.is_closed(stage)
+    });
+    let u = Rc::clone(unit);
+    engine.register_fn("first_stage", move || u.borrow().stages.first().to_string());
+}
+
+/// Registers `name(id)`: an action on one conversation.
+fn conversation_action(
+    engine: &mut Engine,
+    unit: &Rc<RefCell<Unit>>,
+    name: &'static str,
+    make: fn(String) -> EventKind,
+) {
+    let u = Rc::clone(unit);
+    engine.register_fn(name, move |id: &str| -> Result<bool> {
+        act(&u, make(id.to_string()), format!("{name}({id:?})"))
+    });
+}
+
+fn register_conversation_actions(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
+    use EventKind::*;
+    conversation_action(engine, unit, "close_conversation", |conversation| {
+        ConversationClosed { conversation }
+    });
+    conversation_action(engine, unit, "reopen_conversation", |conversation| {
+        ConversationReopened { conversation }
+    });
+    conversation_action(engine, unit, "trash_conversation", |conversation| {
+        ConversationTrashed { conversation }
+    });
+    conversation_action(engine, unit, "mark_spam", |conversation| {
+        ConversationMarkedSpam { conversation }
+    });
+    conversation_action(engine, unit, "block_sender", |conversation| {
+        ConversationSenderBlocked { conversation }
+    });
+    let u = Rc::clone(unit);
+    engine.register_fn(
+        "set_conversation_owner",
+        move |id: &str, owner: Dynamic| -> Result<bool> {
+            let owner = optional_string(owner, "owner")?;
+            let call = format!("set_conversation_owner({id:?}, {owner:?})");
+            let kind = ConversationOwnerChanged {
+                conversation: id.to_string(),
+                owner,
+            };
+            act(&u, kind, call)
+        },
+    );
+}
+
+fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
+    use EventKind::*;
+    let u = Rc::clone(unit);
+    engine.register_fn("create_ticket", move |id: &str, conversation: &str| {
+        create_ticket(&u, id, conversation, Map::new())
+    });
+    let u = Rc::clone(unit);
+    engine.register_fn(
+        "create_ticket",
+        move |id: &str, conversation: &str, fields: Map| {
+            create_ticket(&u, id, conversation, fields)
+        },
+    );
+    let u = Rc::clone(unit);
+    engine.register_fn(
+        "associate_conversation",
+        move |ticket: &str, conversation: &str| -> Result<bool> {
+            let call = format!("associate_conversation({ticket:?}, {conversation:?})");
+            let kind = TicketAssociated {
+                ticket: ticket.to_string(),
+                conversation: conversation.to_string(),
+            };
+            act(&u, kind, call)
+        },
+    );
+    let u = Rc::clone(unit);
+    engine.register_fn(
+        "set_ticket_owner",
+        move |id: &str, owner: Dynamic| -> Result<bool> {
+            let owner = optional_string(owner, "owner")?;
+            let call = format!("set_ticket_owner({id:?}, {owner:?})");
+            let kind = TicketOwnerChanged {
+                ticket: id.to_string(),
+                owner,
+            };
+            act(&u, kind, call)
+        },
+    );
+    let u = Rc::clone(unit);
+    engine.register_fn(
+        "set_ticket_status",
+        move |id: &str, status: &str| -> Result<bool> {
+            let call = format!("set_ticket_status({id:?}, {status:?})");
+            let kind = TicketStatusChanged {
+                ticket: id.to_string(),
+                status: status.to_string(),
+            };
+            act(&u, kind, call)
+        },
+    );
+    let u = Rc::clone(unit);
+    engine.register_fn(
+        "set_ticket_property",
+        move |id: &str, property: &str, value: Dynamic| -> Result<bool> {
+            let value = optional_string(value, "a property value")?;
+            let call = format!("set_ticket_property({id:?}, {property:?}, {value:?})");
+            let kind = TicketPropertyChanged {
+                ticket: id.to_string(),
+                property: property.to_string(),
+                value,
+            };
+            act(&u, kind, call)
+        },
+    );
+    let u = Rc::clone(unit);
+    engine.register_fn("delete_ticket", move |id: &str| -> Result<bool> {
+        let kind = TicketDeleted {
+            ticket: id.to_string(),
+        };
+        act(&u, kind, format!("delete_ticket({id:?})"))
+    });
+}
+
+/// `create_ticket(id, conversation, #{subject, owner, status, properties})`.
+fn create_ticket(
+    unit: &RefCell<Unit>,
+    id: &str,
+    conversation: &str,
+    mut fields: Map,
+) -> Result<bool> {
+    let mut take = |key: &str| -> Result<Option<String>> {
+        optional_string(fields.remove(key).unwrap_or(Dynamic::UNIT), key)
+    };
+    let subject = take("subject")?;
+    let status = take("status")?;
+    let owner = match fields.remove("owner") {
+        None => None,
+        Some(owner) => Some(optional_string(owner, "owner")?),
+    };
+    let mut properties = BTreeMap::new();
+    if let Some(map) = fields.remove("properties") {
+        let map = map
+            .try_cast::<Map>()
+            .ok_or("create_ticket: `properties` must be a map")?;
+        for (key, value) in map {
+            let value = value
+                .into_string()
+                .map_err(|t| format!("create_ticket: property {key} must be a string, not {t}"))?;
+            properties.insert(key.to_string(), value);
+        }
+    }
+    if let Some(key) = fields.keys().next() {
+        return Err(format!(
+            "create_ticket: unknown field {key}; known: subject, owner, status, properties"
+        )
+        .into());
+    }
+    let call = format!("create_ticket({id:?}, {conversation:?})");
+    let kind = EventKind::TicketCreated {
+        ticket: id.to_string(),
+        conversation: conversation.to_string(),
+        subject,
+        owner,
+        status,
+        properties,
+    };
+    act(unit, kind, call)
+}
+
+fn act(unit: &RefCell<Unit>, kind: EventKind, call: String) -> Result<bool> {
+    unit.borrow_mut()
+        .act(kind, call)
+        .map_err(|reason| reason.into())
+}
+
+/// A string, or `()` for none.
+fn optional_string(value: Dynamic, what: &str) -> Result<Option<String>> {
+    if value.is_unit() {
+        return Ok(None);
+    }
+    value
+        .into_string()
+        .map(Some)
+        .map_err(|t| format!("{what} must be a string or (), not {t}").into())
+}
+
+fn store_error(e: rusqlite::Error) -> Box<EvalAltResult> {
+    format!("store error: {e}").into()
+}

@@ -1,0 +1,249 @@
+//! What each event type does to the state: the primary change of an
+//! original event, and the change a rule's action asks for. One function
+//! serves both, so a rule can do nothing an event could not.
+
+use crate::event::EventKind;
+use crate::state::{Conversation, ConversationStatus, Stages, Ticket};
+use crate::working::{Cause, Working};
+
+/// Who is asking for the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An event from the inbox: any event on a trashed conversation or a
+    /// deleted ticket is rejected.
+    Original,
+    /// A rule's action: trashing what is in the trash, or deleting what is
+    /// deleted, is a no-op, so that cascades P9/P10 meet and stop.
+    Action,
+}
+
+/// Why an event stops before being applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// Not valid against the state, or refused by a rule: final.
+    Rejected(String),
+    /// A script error, a limit, a store error: retryable.
+    Failed(String),
+}
+
+impl From<rusqlite::Error> for Stop {
+    fn from(e: rusqlite::Error) -> Self {
+        Stop::Failed(format!("store error: {e}"))
+    }
+}
+
+fn reject<T>(reason: String) -> Result<T, Stop> {
+    Err(Stop::Rejected(reason))
+}
+
+/// Applies one change; returns whether anything changed.
+pub fn apply(
+    w: &mut Working,
+    kind: &EventKind,
+    stages: &Stages,
+    mode: Mode,
+    cause: &Cause,
+) -> Result<bool, Stop> {
+    use EventKind::*;
+    match kind {
+        ConversationCreated {
+            conversation,
+            inbox,
+            channel,
+            contact,
+            subject,
+            owner,
+        } => {
+            if w.conversation(conversation)?.is_some() {
+                return reject(format!("conversation {conversation} already exists"));
+            }
+            let created = Conversation {
+                owner: owner.clone(),
+                inbox: inbox.clone(),
+                channel: channel.clone(),
+                contact: contact.clone(),
+                subject: subject.clone(),
+                ..Conversation::new(conversation)
+            };
+            Ok(w.put_conversation(created, cause))
+        }
+        ConversationSenderBlocked { conversation } => {
+            let c = live_conversation(w, conversation, kind, mode)?;
+            match c.and_then(|c| c.contact) {
+                Some(contact) => Ok(w.block(&contact, cause)?),
+                None => Ok(false),
+            }
+        }
+        ConversationOwnerChanged { conversation, .. }
+        | ConversationClosed { conversation }
+        | ConversationReopened { conversation }
+        | ConversationTrashed { conversation }
+        | ConversationMarkedSpam { conversation } => {
+            let Some(mut c) = live_conversation(w, conversation, kind, mode)? else {
+                return Ok(false);
+            };
+            change_conversation(&mut c, kind);
+            Ok(w.put_conversation(c, cause))
+        }
+        TicketCreated {
+            ticket,
+            conversation,
+            subject,
+            owner,
+            status,
+            properties,
+        } => {
+            if w.ticket(ticket)?.is_some() {
+                return reject(format!("ticket {ticket} already exists"));
+            }
+            let Some(mut c) = live_conversation(w, conversation, kind, mode)? else {
+                return reject(format!("conversation {conversation} is in the trash"));
+            };
+            if let Some(other) = &c.ticket {
+                return reject(format!(
+                    "P2: conversation {conversation} already has ticket {other}"
+                ));
+            }
+            let status = match status {
+                Some(s) => known_stage(stages, s)?,
+                None => stages.first().to_string(),
+            };
+            let created = Ticket {
+                id: ticket.clone(),
+                status,
+                owner: owner.clone().unwrap_or_else(|| c.owner.clone()),
+                subject: subject.clone(),
+                properties: properties.clone(),
+                conversations: vec![conversation.clone()],
+                deleted: false,
+            };
+            c.ticket = Some(ticket.clone());
+            w.put_ticket(created, cause);
+            w.put_conversation(c, cause);
+            w.associate(ticket, conversation);
+            Ok(true)
+        }
+        TicketAssociated {
+            ticket,
+            conversation,
+        } => {
+            let Some(mut t) = live_ticket(w, ticket, kind, mode)? else {
+                return Ok(false);
+            };
+            let Some(mut c) = live_conversation(w, conversation, kind, mode)? else {
+                return reject(format!("conversation {conversation} is in the trash"));
+            };
+            match &c.ticket {
+                Some(current) if current == ticket => return Ok(false),
+                Some(other) => {
+                    return reject(format!(
+                        "P2: conversation {conversation} already has ticket {other}"
+                    ))
+                }
+                None => {}
+            }
+            c.ticket = Some(ticket.clone());
+            t.conversations.push(conversation.clone());
+            w.put_ticket(t, cause);
+            w.put_conversation(c, cause);
+            w.associate(ticket, conversation);
+            Ok(true)
+        }
+        TicketOwnerChanged { ticket, .. }
+        | TicketStatusChanged { ticket, .. }
+        | TicketPropertyChanged { ticket, .. }
+        | TicketDeleted { ticket } => {
+            let Some(mut t) = live_ticket(w, ticket, kind, mode)? else {
+                return Ok(false);
+            };
+            change_ticket(&mut t, kind, stages)?;
+            Ok(w.put_ticket(t, cause))
+        }
+    }
+}
+
+/// The conversation an event targets, if it may change. `None`: a rule's
+/// trash of a trashed conversation, which is a no-op.
+fn live_conversation(
+    w: &mut Working,
+    id: &str,
+    kind: &EventKind,
+    mode: Mode,
+) -> Result<Option<Conversation>, Stop> {
+    let Some(c) = w.conversation(id)? else {
+        return reject(format!("unknown conversation {id}"));
+    };
+    if c.status != ConversationStatus::Trashed {
+        return Ok(Some(c));
+    }
+    if mode == Mode::Action && matches!(kind, EventKind::ConversationTrashed { .. }) {
+        return Ok(None);
+    }
+    reject(format!(
+        "conversation {id} is in the trash and accepts no change"
+    ))
+}
+
+/// The ticket an event targets, if it may change. `None`: a rule's delete
+/// of a deleted ticket, which is a no-op.
+fn live_ticket(
+    w: &mut Working,
+    id: &str,
+    kind: &EventKind,
+    mode: Mode,
+) -> Result<Option<Ticket>, Stop> {
+    let Some(t) = w.ticket(id)? else {
+        return reject(format!("unknown ticket {id}"));
+    };
+    if !t.deleted {
+        return Ok(Some(t));
+    }
+    if mode == Mode::Action && matches!(kind, EventKind::TicketDeleted { .. }) {
+        return Ok(None);
+    }
+    reject(format!("ticket {id} is deleted and accepts no change"))
+}
+
+fn change_conversation(c: &mut Conversation, kind: &EventKind) {
+    use ConversationStatus::*;
+    match kind {
+        EventKind::ConversationOwnerChanged { owner, .. } => c.owner = owner.clone(),
+        EventKind::ConversationClosed { .. } if c.status == Open => c.status = Closed,
+        EventKind::ConversationReopened { .. } if c.status == Closed => c.status = Open,
+        EventKind::ConversationTrashed { .. } => c.status = Trashed,
+        EventKind::ConversationMarkedSpam { .. } => c.spam = true,
+        _ => {}
+    }
+}
+
+fn change_ticket(t: &mut Ticket, kind: &EventKind, stages: &Stages) -> Result<(), Stop> {
+    match kind {
+        EventKind::TicketOwnerChanged { owner, .. } => t.owner = owner.clone(),
+        EventKind::TicketStatusChanged { status, .. } => t.status = known_stage(stages, status)?,
+        EventKind::TicketPropertyChanged {
+            property, value, ..
+        } => match value {
+            Some(v) => {
+                t.properties.insert(property.clone(), v.clone());
+            }
+            None => {
+                t.properties.remove(property);
+            }
+        },
+        EventKind::TicketDeleted { .. } => t.deleted = true,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The pipeline may have changed since the event was enqueued.
+fn known_stage(stages: &Stages, status: &str) -> Result<String, Stop> {
+    if stages.contains(status) {
+        Ok(status.to_string())
+    } else {
+        reject(format!(
+            "unknown status {status:?}: the pipeline's stages are {}",
+            stages.ids().join(", ")
+        ))
+    }
+}

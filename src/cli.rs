@@ -1,0 +1,97 @@
+//! The command line: global options and subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "inboxd",
+    version,
+    about = "Applies helpdesk lifecycle policies (TOML pipelines + Rhai rules) to inbox events",
+    long_about = "inboxd applies the lifecycle policies of a shared inbox (owner sync, cascade \
+                  close / reopen / delete, ...) to inbox events taken from a durable local queue, \
+                  with the state in SQLite. The policies are TOML pipelines and Rhai scripts in \
+                  rules/, changed without recompiling."
+)]
+pub struct Cli {
+    /// The config file; relative paths inside it resolve against its directory.
+    #[arg(
+        long,
+        global = true,
+        env = "INBOXD_CONFIG",
+        default_value = crate::config::DEFAULT_PATH,
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: consume the queue and apply the rules; SIGHUP reloads
+    /// the rules, SIGINT/SIGTERM stop after the event in hand.
+    Run {
+        /// Process everything queued, then exit.
+        #[arg(long)]
+        drain: bool,
+    },
+    /// Add events (JSON Lines) to the queue, all or nothing.
+    Enqueue {
+        /// The events; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+    },
+    /// Show what events would do against the current state, changing nothing.
+    DryRun {
+        /// The events (JSON Lines); `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        /// Try the rules of this directory instead of the configured ones.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Check the config, pipelines and scripts; list every error found.
+    Validate {
+        /// Check the rules of this directory instead of the configured ones.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+    /// Print the whole state as one JSON document.
+    Export,
+    /// List processed events with their outcome and reason.
+    Events {
+        /// Only events with this outcome.
+        #[arg(long, value_enum)]
+        outcome: Option<OutcomeFilter>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeFilter {
+    Applied,
+    Rejected,
+    Failed,
+    Duplicate,
+}
+
+impl OutcomeFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeFilter::Applied => "applied",
+            OutcomeFilter::Rejected => "rejected",
+            OutcomeFilter::Failed => "failed",
+            OutcomeFilter::Duplicate => "duplicate",
+        }
+    }
+}

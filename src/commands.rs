@@ -1,0 +1,235 @@
+//! What each subcommand does.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command, Format, OutcomeFilter};
+use crate::config::Config;
+use crate::daemon::{self, Control, Daemon};
+use crate::engine::Processor;
+use crate::event::{now_rfc3339, parse_batch, Event};
+use crate::export::Export;
+use crate::report::Report;
+use crate::ruleset::RuleSet;
+use crate::store::Store;
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config;
+    match cli.command {
+        Command::Run { drain } => run(config, drain),
+        Command::Enqueue { file } => enqueue(&config, file.as_deref()),
+        Command::DryRun {
+            file,
+            rules,
+            format,
+        } => dry_run(&config, file.as_deref(), rules.as_deref(), format),
+        Command::Validate { rules } => validate(&config, rules.as_deref()),
+        Command::Export => export(&config),
+        Command::Events { outcome, format } => events(&config, outcome, format),
+    }
+}
+
+fn run(config: PathBuf, drain: bool) -> anyhow::Result<ExitCode> {
+    let control = Arc::new(Control::default());
+    let mut daemon = Daemon::start(config)?;
+    if drain {
+        let done = daemon.drain(&control)?;
+        tracing::info!(events = done, "queue drained");
+    } else {
+        listen_for_signals(Arc::clone(&control))?;
+        daemon.run(&control)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT/SIGTERM ask the daemon to stop after the event in hand; a second
+/// one exits at once (the open transaction is simply not committed).
+/// SIGHUP asks for a reload.
+fn listen_for_signals(control: Arc<Control>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal handler")?;
+    let (mut interrupt, mut terminate, mut hangup) = runtime
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::hangup())?,
+            ))
+        })
+        .context("cannot listen for signals")?;
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            loop {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                    _ = hangup.recv() => {
+                        tracing::info!("SIGHUP: reloading the rules");
+                        control.reload.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                }
+                if control.stop.swap(true, Ordering::SeqCst) {
+                    tracing::warn!("second signal: exiting now");
+                    std::process::exit(130);
+                }
+                tracing::info!("stopping after the event in hand");
+            }
+        })
+    });
+    Ok(())
+}
+
+fn enqueue(config_file: &Path, file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let (name, text) = read_input(file)?;
+    let events = parse_batch(&text, &config.stages).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let store = Store::open(&config.store_path, config.synchronous)?;
+    store
+        .enqueue(&events, &now_rfc3339())
+        .context("cannot write to the queue")?;
+    eprintln!("enqueued {} event(s)", events.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dry_run(
+    config_file: &Path,
+    file: Option<&Path>,
+    rules_dir: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let rules = daemon::load(config_file, rules_dir)?;
+    let (name, text) = read_input(file)?;
+    let events =
+        parse_batch(&text, &rules.config.stages).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let store = Rc::new(open_for_reading(&rules.config)?);
+    let reports = simulate(&store, rules, &events)?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?,
+        Format::Text => {
+            for report in &reports {
+                write!(out, "{}", report.to_text())?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's own processing, in a transaction that is rolled back.
+fn simulate(store: &Rc<Store>, rules: RuleSet, events: &[Event]) -> anyhow::Result<Vec<Report>> {
+    let mut processor = Processor::new(Rc::clone(store), rules);
+    store.begin().context("cannot start a transaction")?;
+    let reports: rusqlite::Result<Vec<Report>> =
+        events.iter().map(|e| processor.process(e, None)).collect();
+    store.rollback().context("cannot roll back the dry-run")?;
+    Ok(reports?)
+}
+
+fn validate(config_file: &Path, rules_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(config_file) {
+        Ok(config) => config,
+        Err(problem) => {
+            print_problems(&[problem]);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match RuleSet::load(config, rules_dir) {
+        Ok(rules) => {
+            let enabled = rules.rules.iter().filter(|r| r.decl.enabled).count();
+            println!(
+                "valid: {} rule(s), {enabled} enabled, in {}; ruleset version {}",
+                rules.rules.len(),
+                rules.rules_dir.display(),
+                rules.version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            print_problems(&problems);
+            eprintln!("{} error(s)", problems.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_problems(problems: &[crate::diagnostic::Diagnostic]) {
+    for problem in problems {
+        eprintln!("error: {problem}");
+        if let Some(line) = problem.source_line() {
+            eprintln!("    | {line}");
+        }
+    }
+}
+
+fn export(config_file: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let store = open_for_reading(&config)?;
+    let export = Export::read(&store).context("cannot read the state")?;
+    println!("{}", serde_json::to_string_pretty(&export)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn events(
+    config_file: &Path,
+    outcome: Option<OutcomeFilter>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let store = open_for_reading(&config)?;
+    let rows = store
+        .outcomes(outcome.map(OutcomeFilter::as_str))
+        .context("cannot read the processed events")?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
+        Format::Text => {
+            for row in rows {
+                let reason = row.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                writeln!(
+                    out,
+                    "{} {} {} {}{reason}",
+                    row.processed_at, row.id, row.event_type, row.outcome
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store, or an empty one in memory if none was created yet, so that
+/// reading commands create nothing.
+fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
+    if config.store_path.exists() {
+        Store::open(&config.store_path, config.synchronous)
+    } else {
+        Store::open_in_memory()
+    }
+}
+
+/// The text of a file, or of standard input for `-` or no file.
+fn read_input(file: Option<&Path>) -> anyhow::Result<(String, String)> {
+    match file {
+        Some(path) if path != Path::new("-") => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok((path.display().to_string(), text))
+        }
+        _ => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read standard input")?;
+            Ok(("stdin".to_string(), text))
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! `config/inboxd.toml`: where the store and the rules are, the ticket
+//! pipeline, and the `[settings]` every script can read.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::diagnostic::Diagnostic;
+use crate::state::{Stage, Stages};
+
+/// The default path of the config file, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/inboxd.toml";
+
+/// The loaded config, with every path made absolute against the config
+/// file's directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub store_path: PathBuf,
+    pub synchronous: Synchronous,
+    pub rules_dir: PathBuf,
+    pub max_cascade_depth: usize,
+    pub stages: Stages,
+    /// `[settings]`, with the defaults the shipped rules rely on filled in.
+    pub settings: toml::Table,
+}
+
+/// SQLite's `synchronous` setting: what a commit waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit is on disk before it is acknowledged (the default).
+    #[default]
+    Full,
+    /// In WAL mode, the last commits may be lost on power loss (never
+    /// corrupted).
+    Normal,
+}
+
+impl Synchronous {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    rules: RawRules,
+    #[serde(default)]
+    pipeline: Option<RawPipeline>,
+    #[serde(default)]
+    settings: toml::Table,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default = "default_store_path")]
+    path: PathBuf,
+    #[serde(default)]
+    synchronous: Synchronous,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            path: default_store_path(),
+            synchronous: Synchronous::default(),
+        }
+    }
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("../var/inboxd.db")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    #[serde(default = "default_rules_dir")]
+    dir: PathBuf,
+    #[serde(default = "default_max_cascade_depth")]
+    max_cascade_depth: usize,
+}
+
+impl Default for RawRules {
+    fn default() -> Self {
+        RawRules {
+            dir: default_rules_dir(),
+            max_cascade_depth: default_max_cascade_depth(),
+        }
+    }
+}
+
+fn default_rules_dir() -> PathBuf {
+    PathBuf::from("../rules")
+}
+
+fn default_max_cascade_depth() -> usize {
+    16
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    stages: Vec<Stage>,
+}
+
+/// The settings the shipped rules read, with their defaults.
+const DEFAULT_SETTINGS: [(&str, fn() -> toml::Value); 2] = [
+    ("account_created", || {
+        toml::Value::String("2023-05-01".into())
+    }),
+    ("auto_ticket", || toml::Value::Boolean(false)),
+];
+
+impl Config {
+    /// Reads and checks the config file.
+    pub fn load(file: &Path) -> Result<Config, Diagnostic> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Diagnostic::file(file, format!("cannot read the config file: {e}")))?;
+        Self::parse(file, &text)
+    }
+
+    /// Checks `text` as the content of `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, Diagnostic> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| Diagnostic::from_toml(file, text, &e))?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        let stages = match raw.pipeline {
+            Some(p) => Stages::new(p.stages)
+                .map_err(|e| Diagnostic::file(file, format!("[pipeline] stages: {e}")))?,
+            None => Stages::default(),
+        };
+        if raw.rules.max_cascade_depth == 0 {
+            return Err(Diagnostic::file(
+                file,
+                "[rules] max_cascade_depth must be at least 1",
+            ));
+        }
+        let settings = with_default_settings(raw.settings);
+        check_settings(&settings).map_err(|e| Diagnostic::file(file, e))?;
+        Ok(Config {
+            file: file.to_path_buf(),
+            store_path: base.join(raw.store.path),
+            synchronous: raw.store.synchronous,
+            rules_dir: base.join(raw.rules.dir),
+            max_cascade_depth: raw.rules.max_cascade_depth,
+            stages,
+            settings,
+        })
+    }
+}
+
+fn with_default_settings(mut settings: toml::Table) -> toml::Table {
+    for (key, value) in DEFAULT_SETTINGS {
+        settings.entry(key).or_insert_with(value);
+    }
+    settings
+}
+
+/// The shipped rules compare `account_created` as text, so it must be a
+/// plain `YYYY-MM-DD` date.
+fn check_settings(settings: &toml::Table) -> Result<(), String> {
+    match settings.get("account_created") {
+        Some(toml::Value::String(date)) if is_iso_date(date) => {}
+        Some(other) => {
+            return Err(format!(
+                "[settings] account_created must be a date written \"YYYY-MM-DD\", not {other}"
+            ))
+        }
+        None => {}
+    }
+    match settings.get("auto_ticket") {
+        Some(toml::Value::Boolean(_)) | None => Ok(()),
+        Some(other) => Err(format!(
+            "[settings] auto_ticket must be true or false, not {other}"
+        )),
+    }
+}
+
+fn is_iso_date(text: &str) -> bool {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    text.len() == 10 && time::Date::parse(text, &format).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Diagnostic> {
+        Config::parse(Path::new("/etc/inboxd/config/inboxd.toml"), text)
+    }
+
+    #[test]
+    fn empty_config_takes_the_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.stages, Stages::default());
+        assert_eq!(
+            config.store_path,
+            Path::new("/etc/inboxd/config/../var/inboxd.db")
+        );
+        assert_eq!(config.rules_dir, Path::new("/etc/inboxd/config/../rules"));
+        assert_eq!(config.settings["auto_ticket"], toml::Value::Boolean(false));
+        assert_eq!(config.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let err = parse("[store]\npaht = \"x\"\n").unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(err.message.contains("paht"), "{err}");
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let err = parse("[settings]\naccount_created = \"2024-4-1\"\n").unwrap_err();
+        assert!(err.message.contains("YYYY-MM-DD"), "{err}");
+        let err = parse("[settings]\nauto_ticket = \"yes\"\n").unwrap_err();
+        assert!(err.message.contains("true or false"), "{err}");
+    }
+
+    #[test]
+    fn stages_must_be_distinct() {
+        let err = parse("[pipeline]\nstages = [{id=\"a\"},{id=\"a\"}]\n").unwrap_err();
+        assert!(err.message.contains("twice"), "{err}");
+    }
+}

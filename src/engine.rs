@@ -1,0 +1,273 @@
+//! Processing one event: primary change, rules, breadth-first cascade of
+//! derived events, outcome — all inside the caller's transaction, under a
+//! savepoint, so that nothing of a failed or rejected event stays.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use rhai::{Dynamic, Engine};
+
+use crate::apply::{apply, Mode, Stop};
+use crate::event::{now_rfc3339, Event};
+use crate::report::{Firing, Outcome, Report};
+use crate::ruleset::{script_scope, Rule, RuleSet};
+use crate::script::{describe, sandboxed_engine};
+use crate::store::{Queued, Recorded, Store};
+use crate::unit::{Pending, Unit};
+use crate::working::{Cause, Working};
+
+/// Applies events to the store under a RuleSet.
+pub struct Processor {
+    store: Rc<Store>,
+    rules: RuleSet,
+    scripts: Engine,
+    unit: Rc<RefCell<Unit>>,
+}
+
+impl Processor {
+    pub fn new(store: Rc<Store>, rules: RuleSet) -> Self {
+        let unit = Rc::new(RefCell::new(Unit::new(
+            Working::new(Rc::clone(&store)),
+            rules.config.stages.clone(),
+        )));
+        let mut scripts = sandboxed_engine();
+        crate::api::register(&mut scripts, &unit);
+        Processor {
+            store,
+            rules,
+            scripts,
+            unit,
+        }
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Swaps the RuleSet; called between two events only.
+    pub fn set_rules(&mut self, rules: RuleSet) {
+        self.rules = rules;
+    }
+
+    /// Processes one event and records its outcome, inside the caller's
+    /// transaction. `queue_seq`, when given, is acknowledged with it.
+    pub fn process(&mut self, event: &Event, queue_seq: Option<i64>) -> rusqlite::Result<Report> {
+        self.store.savepoint()?;
+        let mut report = self.evaluate(event);
+        if report.outcome == Outcome::Applied {
+            if let Err(e) = self.unit.borrow().working.flush() {
+                self.store.rollback_to_savepoint()?;
+                self.store.savepoint()?;
+                report.fail(format!("store error: {e}"));
+            }
+        }
+        let body = event.to_json();
+        self.store.record(&Recorded {
+            queue_seq,
+            event_id: &event.id,
+            event_type: event.type_name(),
+            body: &body,
+            outcome: report.outcome.as_str(),
+            reason: report.reason.as_deref(),
+            ruleset: &self.rules.version,
+            processed_at: &now_rfc3339(),
+            changes: &report.changes,
+        })?;
+        if let Some(seq) = queue_seq {
+            self.store.ack(seq)?;
+        }
+        self.store.release()?;
+        Ok(report)
+    }
+
+    /// Records a queued event that cannot be read as failed, and takes it
+    /// off the queue so that it does not block the events behind it.
+    pub fn record_unreadable(&self, queued: &Queued, error: &str) -> rusqlite::Result<()> {
+        let reason = format!("the queued event cannot be read: {error}");
+        self.store.record(&Recorded {
+            queue_seq: Some(queued.seq),
+            event_id: &queued.event_id,
+            event_type: "unknown",
+            body: &queued.body,
+            outcome: Outcome::Failed.as_str(),
+            reason: Some(&reason),
+            ruleset: &self.rules.version,
+            processed_at: &now_rfc3339(),
+            changes: &[],
+        })?;
+        tracing::error!(event = %queued.event_id, "failed: {reason}");
+        self.store.ack(queued.seq)
+    }
+
+    /// Works out what the event does, in the working state only.
+    fn evaluate(&mut self, event: &Event) -> Report {
+        let mut report = Report {
+            event: event.id.clone(),
+            event_type: event.type_name().to_string(),
+            outcome: Outcome::Applied,
+            reason: None,
+            ruleset: self.rules.version.clone(),
+            rules_fired: Vec::new(),
+            changes: Vec::new(),
+        };
+        match self.store.is_done(&event.id) {
+            Ok(true) => {
+                report.outcome = Outcome::Duplicate;
+                report.reason = Some(format!("event id {} was processed before", event.id));
+                return report;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                report.fail(format!("store error: {e}"));
+                return report;
+            }
+        }
+        self.unit
+            .borrow_mut()
+            .reset(&event.id, &self.rules.config.stages);
+        match self.run(event, &mut report.rules_fired) {
+            Ok(()) => report.changes = self.unit.borrow_mut().working.take_changes(),
+            Err(Stop::Rejected(reason)) => {
+                report.outcome = Outcome::Rejected;
+                report.reason = Some(reason);
+            }
+            Err(Stop::Failed(reason)) => report.fail(reason),
+        }
+        report
+    }
+
+    /// The primary change, then the rules for it and for every event its
+    /// rules derive, breadth first.
+    fn run(&self, event: &Event, fired: &mut Vec<Firing>) -> Result<(), Stop> {
+        let cause = Cause {
+            event: event.id.clone(),
+            rule: None,
+        };
+        let changed = {
+            let unit = &mut *self.unit.borrow_mut();
+            apply(
+                &mut unit.working,
+                &event.kind,
+                &unit.stages,
+                Mode::Original,
+                &cause,
+            )?
+        };
+        if !changed {
+            return Ok(());
+        }
+        let previous = self.unit.borrow().previous_values(0);
+        let mut work = VecDeque::from([Pending {
+            id: event.id.clone(),
+            kind: event.kind.clone(),
+            derived: false,
+            chain: Vec::new(),
+            previous,
+        }]);
+        let rules = &self.rules;
+        while let Some(pending) = work.pop_front() {
+            let event_map = script_event(event, &pending);
+            for rule in rules.rules_for(pending.kind.type_name()) {
+                if !self.condition_holds(rule, &event_map)? {
+                    continue;
+                }
+                let derived = self.fire(rule, &pending, &event_map, fired)?;
+                for next in derived {
+                    if next.chain.len() > rules.config.max_cascade_depth {
+                        return Err(Stop::Failed(too_deep(
+                            &next,
+                            rules.config.max_cascade_depth,
+                        )));
+                    }
+                    work.push_back(next);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn condition_holds(&self, rule: &Rule, event: &Dynamic) -> Result<bool, Stop> {
+        let Some(condition) = &rule.condition else {
+            return Ok(true);
+        };
+        let mut scope = script_scope(event.clone(), self.rules.settings.clone());
+        self.scripts
+            .eval_ast_with_scope::<bool>(&mut scope, condition)
+            .map_err(|e| {
+                Stop::Failed(format!(
+                    "rule {}: condition `when` in {}:{}: {}",
+                    rule.name(),
+                    rule.decl.file.display(),
+                    rule.decl.when_line,
+                    describe(e)
+                ))
+            })
+    }
+
+    /// Runs one rule for one event; returns the events its actions derived.
+    fn fire(
+        &self,
+        rule: &Rule,
+        pending: &Pending,
+        event: &Dynamic,
+        fired: &mut Vec<Firing>,
+    ) -> Result<Vec<Pending>, Stop> {
+        self.unit.borrow_mut().begin_firing(rule.name(), pending);
+        let mut scope = script_scope(event.clone(), self.rules.settings.clone());
+        let result = self.scripts.run_ast_with_scope(&mut scope, &rule.script);
+        let mut unit = self.unit.borrow_mut();
+        let (actions, derived) = unit.end_firing();
+        fired.push(Firing {
+            rule: rule.name().to_string(),
+            event: pending.id.clone(),
+            event_type: pending.kind.type_name().to_string(),
+            derived: pending.derived,
+            actions,
+        });
+        if let Some(reason) = unit.rejection.take() {
+            return Err(Stop::Rejected(reason));
+        }
+        if let Some(reason) = unit.failure.take() {
+            return Err(Stop::Failed(format!("rule {}: {reason}", rule.name())));
+        }
+        result.map_err(|e| {
+            Stop::Failed(format!(
+                "rule {}: {}:{}",
+                rule.name(),
+                rule.script_file.display(),
+                describe(e)
+            ))
+        })?;
+        Ok(derived)
+    }
+}
+
+/// The event as a script sees it: its JSON fields, plus `derived` and
+/// `previous` (the values its change replaced, by field).
+fn script_event(original: &Event, pending: &Pending) -> Dynamic {
+    let mut json = serde_json::to_value(&pending.kind).expect("events always serialize");
+    if let Some(map) = json.as_object_mut() {
+        map.insert("id".into(), pending.id.clone().into());
+        map.insert("at".into(), original.at.clone().into());
+        map.insert("actor".into(), original.actor.clone().into());
+        map.insert("derived".into(), pending.derived.into());
+        map.insert(
+            "previous".into(),
+            serde_json::to_value(&pending.previous).expect("values always serialize"),
+        );
+    }
+    rhai::serde::to_dynamic(&json).unwrap_or(Dynamic::UNIT)
+}
+
+fn too_deep(next: &Pending, max: usize) -> String {
+    let chain: Vec<String> = next
+        .chain
+        .iter()
+        .map(|(rule, event)| format!("{rule} ({event})"))
+        .collect();
+    format!(
+        "cascade deeper than the maximum of {max}: {}",
+        chain.join(" -> ")
+    )
+}

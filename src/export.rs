@@ -1,0 +1,30 @@
+//! The export document of `spec/INTERFACE.md`: the whole state as JSON.
+
+use serde::Serialize;
+
+use crate::state::{Conversation, Ticket};
+use crate::store::Store;
+
+#[derive(Debug, Serialize)]
+pub struct Export {
+    /// By id.
+    pub tickets: Vec<Ticket>,
+    /// By id.
+    pub conversations: Vec<Conversation>,
+    /// Sorted.
+    pub blocked_contacts: Vec<String>,
+}
+
+impl Export {
+    /// Reads the state in one read transaction, so that it is consistent
+    /// while the daemon writes.
+    pub fn read(store: &Store) -> rusqlite::Result<Export> {
+        store.read_consistently(|store| {
+            Ok(Export {
+                tickets: store.all_tickets()?,
+                conversations: store.all_conversations()?,
+                blocked_contacts: store.blocked_contacts()?,
+            })
+        })
+    }
+}

@@ -1,0 +1,23 @@
+//! inboxd: applies helpdesk lifecycle policies, written as TOML pipelines
+//! and Rhai scripts, to inbox events from a durable queue, with the state in
+//! SQLite.
+
+pub mod api;
+pub mod apply;
+pub mod change;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod daemon;
+pub mod diagnostic;
+pub mod engine;
+pub mod event;
+pub mod export;
+pub mod pipeline;
+pub mod report;
+pub mod ruleset;
+pub mod script;
+pub mod state;
+pub mod store;
+pub mod unit;
+pub mod working;

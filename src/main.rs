@@ -1,0 +1,41 @@
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use inboxd::cli::Cli;
+use inboxd::diagnostic::Diagnostics;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match inboxd::commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            report(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line per problem; several only when several files are broken.
+fn report(error: &anyhow::Error) {
+    if let Some(problems) = error.downcast_ref::<Diagnostics>() {
+        for problem in &problems.0 {
+            eprintln!("inboxd: error: {problem}");
+        }
+        return;
+    }
+    let text = format!("{error:#}");
+    eprintln!(
+        "inboxd: error: {}",
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+}

@@ -1,0 +1,249 @@
+//! The RuleSet: config, pipelines and compiled scripts, loaded together and
+//! immutable once built. Its version is a hash of every file it was built
+//! from, recorded with each event it processes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rhai::{Dynamic, Scope, AST};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::diagnostic::Diagnostic;
+use crate::pipeline::{self, RuleDecl};
+use crate::script::sandboxed_engine;
+
+/// One rule, ready to run.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub decl: RuleDecl,
+    /// The script file, as shown in messages.
+    pub script_file: PathBuf,
+    pub script: Rc<AST>,
+    pub condition: Option<Rc<AST>>,
+}
+
+impl Rule {
+    pub fn name(&self) -> &str {
+        &self.decl.name
+    }
+}
+
+/// Everything the engine needs to apply the policies.
+pub struct RuleSet {
+    pub config: Config,
+    pub rules_dir: PathBuf,
+    /// Every declared rule, enabled or not, in pipeline order.
+    pub rules: Vec<Rule>,
+    /// Enabled rules by event type, in pipeline order (indexes in `rules`).
+    by_type: HashMap<String, Vec<usize>>,
+    /// `settings`, as scripts see them.
+    pub settings: Dynamic,
+    /// Short hash of the config, pipelines and scripts.
+    pub version: String,
+}
+
+/// The variables every script and condition sees; declared at compile time
+/// so that strict mode accepts them.
+pub fn script_scope<'a>(event: Dynamic, settings: Dynamic) -> Scope<'a> {
+    let mut scope = Scope::new();
+    scope.push_constant("event", event);
+    scope.push_constant("settings", settings);
+    scope
+}
+
+impl RuleSet {
+    /// Loads the rules of `config`, or of `rules_dir` when given (to try
+    /// candidate rules). All problems are collected.
+    pub fn load(config: Config, rules_dir: Option<&Path>) -> Result<RuleSet, Vec<Diagnostic>> {
+        let rules_dir = rules_dir.map_or_else(|| config.rules_dir.clone(), Path::to_path_buf);
+        let files = RuleFiles::read(&rules_dir)?;
+        let mut problems = Vec::new();
+        let scripts = compile_scripts(&files.scripts, &mut problems);
+        let mut decls = Vec::new();
+        for (path, text) in &files.pipelines {
+            let (found, errors) = pipeline::parse(path, text);
+            decls.extend(found);
+            problems.extend(errors);
+        }
+        let rules = link(decls, &rules_dir, &scripts, &mut problems);
+        let settings = rhai::serde::to_dynamic(&config.settings)
+            .map_err(|e| vec![Diagnostic::file(&config.file, format!("[settings]: {e}"))])?;
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let version = files.version(&config.file);
+        let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.decl.enabled) {
+            for t in &rule.decl.on {
+                by_type.entry(t.clone()).or_default().push(i);
+            }
+        }
+        Ok(RuleSet {
+            config,
+            rules_dir,
+            rules,
+            by_type,
+            settings,
+            version,
+        })
+    }
+
+    /// The enabled rules for an event type, in pipeline order.
+    pub fn rules_for<'a>(&'a self, event_type: &str) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.by_type
+            .get(event_type)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.rules[i])
+    }
+}
+
+/// The files of a rules directory, read once.
+struct RuleFiles {
+    pipelines: Vec<(PathBuf, String)>,
+    scripts: Vec<(PathBuf, String)>,
+}
+
+impl RuleFiles {
+    fn read(dir: &Path) -> Result<RuleFiles, Vec<Diagnostic>> {
+        let unreadable = |e: std::io::Error| {
+            vec![Diagnostic::file(
+                dir,
+                format!("cannot read the rules directory: {e}"),
+            )]
+        };
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(unreadable)?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(unreadable)?;
+        paths.sort();
+        let mut files = RuleFiles {
+            pipelines: Vec::new(),
+            scripts: Vec::new(),
+        };
+        let mut problems = Vec::new();
+        for path in paths {
+            let list = match path.extension().and_then(|e| e.to_str()) {
+                Some("toml") => &mut files.pipelines,
+                Some("rhai") => &mut files.scripts,
+                _ => continue,
+            };
+            match std::fs::read_to_string(&path) {
+                Ok(text) => list.push((path, text)),
+                Err(e) => problems.push(Diagnostic::file(&path, format!("cannot read: {e}"))),
+            }
+        }
+        if problems.is_empty() {
+            Ok(files)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// A hash of the config file and of every rule file, names included.
+    fn version(&self, config_file: &Path) -> String {
+        let mut hash = Sha256::new();
+        hash.update(std::fs::read(config_file).unwrap_or_default());
+        for (path, text) in self.pipelines.iter().chain(&self.scripts) {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            hash.update((name.len() as u64).to_le_bytes());
+            hash.update(name.as_bytes());
+            hash.update((text.len() as u64).to_le_bytes());
+            hash.update(text.as_bytes());
+        }
+        hash.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Compiles every script of the directory, referenced or not, so that a
+/// broken file is found before a pipeline points at it.
+fn compile_scripts(
+    scripts: &[(PathBuf, String)],
+    problems: &mut Vec<Diagnostic>,
+) -> BTreeMap<PathBuf, Rc<AST>> {
+    let engine = sandboxed_engine();
+    let scope = script_scope(Dynamic::UNIT, Dynamic::UNIT);
+    let mut compiled = BTreeMap::new();
+    for (path, text) in scripts {
+        match engine.compile_with_scope(&scope, text) {
+            Ok(mut ast) => {
+                ast.set_source(path.to_string_lossy().as_ref());
+                compiled.insert(path.clone(), Rc::new(ast));
+            }
+            Err(e) => {
+                let line = e.1.line().unwrap_or(0);
+                let column = e.1.position().unwrap_or(0);
+                problems.push(Diagnostic::at(path, line, column, e.0.to_string()));
+            }
+        }
+    }
+    compiled
+}
+
+/// Joins each declared rule to its compiled script and condition.
+fn link(
+    decls: Vec<RuleDecl>,
+    rules_dir: &Path,
+    scripts: &BTreeMap<PathBuf, Rc<AST>>,
+    problems: &mut Vec<Diagnostic>,
+) -> Vec<Rule> {
+    let engine = sandboxed_engine();
+    let scope = script_scope(Dynamic::UNIT, Dynamic::UNIT);
+    let mut rules: Vec<Rule> = Vec::new();
+    for decl in decls {
+        if rules.iter().any(|r| r.decl.name == decl.name) {
+            problems.push(Diagnostic::at(
+                &decl.file,
+                decl.name_line,
+                1,
+                format!("rule {:?} is declared twice", decl.name),
+            ));
+            continue;
+        }
+        let script_file = rules_dir.join(&decl.script);
+        let Some(script) = scripts.get(&script_file) else {
+            if !problems.iter().any(|p| p.file == script_file) {
+                problems.push(Diagnostic::at(
+                    &decl.file,
+                    decl.script_line,
+                    1,
+                    format!(
+                        "rule {:?}: no script {} in {}",
+                        decl.name,
+                        decl.script.display(),
+                        rules_dir.display()
+                    ),
+                ));
+            }
+            continue;
+        };
+        let condition = match &decl.when {
+            None => None,
+            Some(when) => match engine.compile_expression_with_scope(&scope, when) {
+                Ok(ast) => Some(Rc::new(ast)),
+                Err(e) => {
+                    problems.push(Diagnostic::at(
+                        &decl.file,
+                        decl.when_line,
+                        1,
+                        format!("rule {:?}: condition `when`: {e}", decl.name),
+                    ));
+                    continue;
+                }
+            },
+        };
+        rules.push(Rule {
+            script_file,
+            script: Rc::clone(script),
+            condition,
+            decl,
+        });
+    }
+    rules
+}

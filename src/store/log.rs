@@ -1,0 +1,107 @@
+//! What happened to each event: its outcome, and the audit trail of the
+//! changes it made.
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::Store;
+use crate::change::Change;
+
+/// One processed event, to be recorded.
+pub struct Recorded<'a> {
+    pub queue_seq: Option<i64>,
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub body: &'a str,
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub ruleset: &'a str,
+    pub processed_at: &'a str,
+    pub changes: &'a [Change],
+}
+
+/// One processed event, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeRow {
+    pub seq: i64,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub ruleset: String,
+    pub processed_at: String,
+}
+
+impl Store {
+    /// Whether an event with this id was applied or rejected before: such an
+    /// id is never processed again. A failed event did nothing, so its id
+    /// stays free for a retry.
+    pub fn is_done(&self, event_id: &str) -> rusqlite::Result<bool> {
+        self.conn
+            .prepare_cached(
+                "SELECT 1 FROM processed WHERE event_id = ?1 AND outcome IN ('applied', 'rejected')",
+            )?
+            .exists([event_id])
+    }
+
+    /// Records an outcome and its changes.
+    pub fn record(&self, r: &Recorded) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO processed (queue_seq, event_id, type, body, outcome, reason, ruleset, processed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                r.queue_seq,
+                r.event_id,
+                r.event_type,
+                r.body,
+                r.outcome,
+                r.reason,
+                r.ruleset,
+                r.processed_at
+            ])?;
+        let processed = self.conn.last_insert_rowid();
+        let mut audit = self.conn.prepare_cached(
+            "INSERT INTO audit (processed, event_id, cause, rule, entity, entity_id, field, before, after, ruleset)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for c in r.changes {
+            audit.execute(params![
+                processed,
+                r.event_id,
+                c.event,
+                c.rule,
+                c.entity.as_str(),
+                c.id,
+                c.field,
+                c.before.to_string(),
+                c.after.to_string(),
+                r.ruleset
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Processed events in processing order, optionally only one outcome.
+    pub fn outcomes(&self, outcome: Option<&str>) -> rusqlite::Result<Vec<OutcomeRow>> {
+        self.conn
+            .prepare(
+                "SELECT seq, event_id, type, outcome, reason, ruleset, processed_at FROM processed
+                 WHERE ?1 IS NULL OR outcome = ?1 ORDER BY seq",
+            )?
+            .query_map([outcome], |r| {
+                Ok(OutcomeRow {
+                    seq: r.get(0)?,
+                    id: r.get(1)?,
+                    event_type: r.get(2)?,
+                    outcome: r.get(3)?,
+                    reason: r.get(4)?,
+                    ruleset: r.get(5)?,
+                    processed_at: r.get(6)?,
+                })
+            })?
+            .collect()
+    }
+}

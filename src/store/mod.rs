@@ -1,0 +1,102 @@
+//! The SQLite store: state, queue, outcomes and audit trail in one file, so
+//! that applying an event and acknowledging it commit together.
+//!
+//! All SQL lives under this module; the engine sees typed methods only.
+
+mod entities;
+mod log;
+mod queue;
+mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::Connection;
+
+use crate::config::Synchronous;
+
+pub use log::{OutcomeRow, Recorded};
+pub use queue::Queued;
+
+/// A connection to the inboxd database.
+pub struct Store {
+    conn: Connection,
+}
+
+/// How long a writer waits for another process's transaction to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to
+    /// date.
+    pub fn open(path: &Path, synchronous: Synchronous) -> anyhow::Result<Store> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("cannot create the store's directory {}", dir.display())
+                })?;
+            }
+        }
+        let open = || -> rusqlite::Result<Connection> {
+            let mut conn = Connection::open(path)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", synchronous.pragma())?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            schema::migrate(&mut conn)?;
+            Ok(conn)
+        };
+        let conn = open().with_context(|| format!("cannot open the store {}", path.display()))?;
+        Ok(Store { conn })
+    }
+
+    /// An empty store in memory, for commands that read a store that does
+    /// not exist yet.
+    pub fn open_in_memory() -> anyhow::Result<Store> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// Starts a write transaction, taking the write lock at once so that it
+    /// cannot fail half-way on a lock.
+    pub fn begin(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")
+    }
+
+    pub fn commit(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("COMMIT")
+    }
+
+    pub fn rollback(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("ROLLBACK")
+    }
+
+    /// Marks a point that one event's writes can be undone to.
+    pub fn savepoint(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("SAVEPOINT event")
+    }
+
+    pub fn release(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("RELEASE event")
+    }
+
+    pub fn rollback_to_savepoint(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("ROLLBACK TO event; RELEASE event")
+    }
+
+    /// Runs `read` in one read transaction: a consistent snapshot.
+    pub fn read_consistently<T>(
+        &self,
+        read: impl FnOnce(&Store) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.conn.execute_batch("BEGIN")?;
+        let result = read(self);
+        let end = self.conn.execute_batch("COMMIT");
+        let value = result?;
+        end?;
+        Ok(value)
+    }
+}

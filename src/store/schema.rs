@@ -1,0 +1,102 @@
+//! The database schema, as migrations keyed on `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE conversations (
+    id      TEXT PRIMARY KEY,
+    status  TEXT NOT NULL CHECK (status IN ('open', 'closed', 'trashed')),
+    owner   TEXT,
+    inbox   TEXT,
+    channel TEXT,
+    contact TEXT,
+    subject TEXT,
+    spam    INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE tickets (
+    id         TEXT PRIMARY KEY,
+    status     TEXT NOT NULL,
+    owner      TEXT,
+    subject    TEXT,
+    properties TEXT NOT NULL DEFAULT '{}',
+    deleted    INTEGER NOT NULL DEFAULT 0
+);
+
+-- P2: the primary key gives a conversation at most one ticket.
+-- P3: the triggers make an association permanent, whatever asks.
+-- The rowid keeps association order.
+CREATE TABLE associations (
+    conversation TEXT NOT NULL UNIQUE REFERENCES conversations(id),
+    ticket       TEXT NOT NULL REFERENCES tickets(id)
+);
+CREATE INDEX associations_by_ticket ON associations(ticket);
+CREATE TRIGGER associations_no_delete BEFORE DELETE ON associations
+BEGIN SELECT RAISE(ABORT, 'P3: a conversation cannot be dissociated from its ticket'); END;
+CREATE TRIGGER associations_no_update BEFORE UPDATE ON associations
+BEGIN SELECT RAISE(ABORT, 'P3: a conversation cannot be dissociated from its ticket'); END;
+
+CREATE TABLE blocked_contacts (
+    contact TEXT PRIMARY KEY
+) WITHOUT ROWID;
+
+-- The durable queue: events wait here, in order, until processed.
+CREATE TABLE queue (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    enqueued_at TEXT NOT NULL
+);
+
+-- Every processed event, with its outcome.
+CREATE TABLE processed (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue_seq    INTEGER,
+    event_id     TEXT NOT NULL,
+    type         TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    outcome      TEXT NOT NULL CHECK (outcome IN ('applied', 'rejected', 'failed', 'duplicate')),
+    reason       TEXT,
+    ruleset      TEXT NOT NULL,
+    processed_at TEXT NOT NULL
+);
+CREATE INDEX processed_by_event ON processed(event_id, outcome);
+
+-- Every field-level change, and what caused it.
+CREATE TABLE audit (
+    id        INTEGER PRIMARY KEY,
+    processed INTEGER NOT NULL REFERENCES processed(seq),
+    event_id  TEXT NOT NULL,
+    cause     TEXT NOT NULL,
+    rule      TEXT,
+    entity    TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    field     TEXT NOT NULL,
+    before    TEXT,
+    after     TEXT,
+    ruleset   TEXT NOT NULL
+);
+CREATE INDEX audit_by_entity ON audit(entity, entity_id);
+CREATE INDEX audit_by_event ON audit(event_id);
+"#];
+
+/// Brings the schema up to date, in one transaction.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!(
+                "the database has schema version {version}, newer than this inboxd knows ({})",
+                MIGRATIONS.len()
+            )),
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+    }
+    tx.commit()
+}

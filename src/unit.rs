@@ -1,0 +1,167 @@
+//! The unit of work of one event, shared between the engine and the
+//! functions scripts call: the working state, the rule running now, and what
+//! its actions did.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::apply::{apply, Mode, Stop};
+use crate::event::EventKind;
+use crate::report::ActionRecord;
+use crate::state::Stages;
+use crate::working::{Cause, Working};
+
+/// An event waiting for its rules to run: the original one or one derived
+/// from a rule's action.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: String,
+    pub kind: EventKind,
+    pub derived: bool,
+    /// The rules that led here from the original event, with the events
+    /// they ran for; its length is the cascade depth.
+    pub chain: Vec<(String, String)>,
+    /// The values the event's change replaced, by field.
+    pub previous: BTreeMap<String, Value>,
+}
+
+/// The rule running now, and for which event.
+struct Firing {
+    rule: String,
+    event: Pending,
+}
+
+pub struct Unit {
+    pub working: Working,
+    pub stages: Stages,
+    /// The original event's id; derived ids are `<id>/<n>`.
+    root: String,
+    derived_count: usize,
+    firing: Option<Firing>,
+    actions: Vec<ActionRecord>,
+    derived: Vec<Pending>,
+    /// Set by `reject()` or an invalid action; the event is rejected even
+    /// if the script catches the error.
+    pub rejection: Option<String>,
+    /// Set when the store fails under an action.
+    pub failure: Option<String>,
+}
+
+impl Unit {
+    pub fn new(working: Working, stages: Stages) -> Self {
+        Unit {
+            working,
+            stages,
+            root: String::new(),
+            derived_count: 0,
+            firing: None,
+            actions: Vec::new(),
+            derived: Vec::new(),
+            rejection: None,
+            failure: None,
+        }
+    }
+
+    /// Starts over for a new original event.
+    pub fn reset(&mut self, root: &str, stages: &Stages) {
+        self.working.reset();
+        if &self.stages != stages {
+            self.stages = stages.clone();
+        }
+        self.root = root.to_string();
+        self.derived_count = 0;
+        self.firing = None;
+        self.actions.clear();
+        self.derived.clear();
+        self.rejection = None;
+        self.failure = None;
+    }
+
+    /// The values replaced by the changes made since the working state had
+    /// `mark` changes.
+    pub fn previous_values(&self, mark: usize) -> BTreeMap<String, Value> {
+        self.working.changes()[mark..]
+            .iter()
+            .map(|c| (c.field.clone(), c.before.clone()))
+            .collect()
+    }
+
+    pub fn begin_firing(&mut self, rule: &str, event: &Pending) {
+        self.firing = Some(Firing {
+            rule: rule.to_string(),
+            event: event.clone(),
+        });
+    }
+
+    /// Ends the current rule run: its actions and the events they derived.
+    pub fn end_firing(&mut self) -> (Vec<ActionRecord>, Vec<Pending>) {
+        self.firing = None;
+        (
+            std::mem::take(&mut self.actions),
+            std::mem::take(&mut self.derived),
+        )
+    }
+
+    /// Applies an action of the running rule. A change derives an event of
+    /// the same type; no change derives nothing. `Err` carries the reason
+    /// the script stops.
+    pub fn act(&mut self, kind: EventKind, call: String) -> Result<bool, String> {
+        let Some(firing) = &self.firing else {
+            return Err(format!("{call}: actions can only be taken by a rule"));
+        };
+        let rule = firing.rule.clone();
+        let id = format!("{}/{}", self.root, self.derived_count + 1);
+        let cause = Cause {
+            event: id.clone(),
+            rule: Some(rule.clone()),
+        };
+        let mark = self.working.changes().len();
+        match apply(&mut self.working, &kind, &self.stages, Mode::Action, &cause) {
+            Ok(true) => {
+                self.derived_count += 1;
+                let mut chain = firing.event.chain.clone();
+                chain.push((rule, firing.event.id.clone()));
+                let previous = self.previous_values(mark);
+                self.derived.push(Pending {
+                    id: id.clone(),
+                    kind,
+                    derived: true,
+                    chain,
+                    previous,
+                });
+                self.actions.push(ActionRecord {
+                    call,
+                    changed: true,
+                    derived_event: Some(id),
+                });
+                Ok(true)
+            }
+            Ok(false) => {
+                self.actions.push(ActionRecord {
+                    call,
+                    changed: false,
+                    derived_event: None,
+                });
+                Ok(false)
+            }
+            Err(Stop::Rejected(reason)) => {
+                let reason = format!("rule {rule}: {call}: {reason}");
+                self.rejection.get_or_insert(reason.clone());
+                Err(reason)
+            }
+            Err(Stop::Failed(reason)) => {
+                self.failure.get_or_insert(reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
+    /// A rule's `reject(reason)`.
+    pub fn reject(&mut self, reason: &str) -> String {
+        let rule = self.firing.as_ref().map_or("?", |f| f.rule.as_str());
+        let reason = format!("rule {rule}: {reason}");
+        self.rejection.get_or_insert(reason.clone());
+        reason
+    }
+}

@@ -1,0 +1,223 @@
+//! The working state of one event: records read from the store on first use,
+//! changed in memory, and written back only if the whole event succeeds.
+
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::change::{diff, Change, Entity};
+use crate::state::{Conversation, Ticket};
+use crate::store::Store;
+
+/// Which event, and which rule if any, is making a change.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    pub event: String,
+    pub rule: Option<String>,
+}
+
+pub struct Working {
+    store: Rc<Store>,
+    conversations: HashMap<String, Option<Conversation>>,
+    tickets: HashMap<String, Option<Ticket>>,
+    blocked: HashMap<String, bool>,
+    /// Ids changed, to write at the end.
+    dirty_conversations: BTreeSet<String>,
+    dirty_tickets: BTreeSet<String>,
+    new_associations: Vec<(String, String)>,
+    new_blocks: Vec<String>,
+    changes: Vec<Change>,
+}
+
+impl Working {
+    pub fn new(store: Rc<Store>) -> Self {
+        Working {
+            store,
+            conversations: HashMap::new(),
+            tickets: HashMap::new(),
+            blocked: HashMap::new(),
+            dirty_conversations: BTreeSet::new(),
+            dirty_tickets: BTreeSet::new(),
+            new_associations: Vec::new(),
+            new_blocks: Vec::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// Forgets everything, for the next event.
+    pub fn reset(&mut self) {
+        *self = Working::new(Rc::clone(&self.store));
+    }
+
+    pub fn conversation(&mut self, id: &str) -> rusqlite::Result<Option<Conversation>> {
+        if let Some(found) = self.conversations.get(id) {
+            return Ok(found.clone());
+        }
+        let found = self.store.conversation(id)?;
+        self.conversations.insert(id.to_string(), found.clone());
+        Ok(found)
+    }
+
+    pub fn ticket(&mut self, id: &str) -> rusqlite::Result<Option<Ticket>> {
+        if let Some(found) = self.tickets.get(id) {
+            return Ok(found.clone());
+        }
+        let found = self.store.ticket(id)?;
+        self.tickets.insert(id.to_string(), found.clone());
+        Ok(found)
+    }
+
+    pub fn is_blocked(&mut self, contact: &str) -> rusqlite::Result<bool> {
+        if let Some(&found) = self.blocked.get(contact) {
+            return Ok(found);
+        }
+        let found = self.store.is_blocked(contact)?;
+        self.blocked.insert(contact.to_string(), found);
+        Ok(found)
+    }
+
+    /// Replaces a conversation (or creates it), recording each changed field.
+    /// Returns whether anything changed.
+    pub fn put_conversation(&mut self, after: Conversation, cause: &Cause) -> bool {
+        let before = self.conversations.get(&after.id).cloned().flatten();
+        let changed = self.record(
+            Entity::Conversation,
+            &after.id,
+            before.as_ref(),
+            &after,
+            cause,
+        );
+        if changed {
+            self.dirty_conversations.insert(after.id.clone());
+            self.conversations.insert(after.id.clone(), Some(after));
+        }
+        changed
+    }
+
+    /// Replaces a ticket (or creates it), recording each changed field.
+    pub fn put_ticket(&mut self, after: Ticket, cause: &Cause) -> bool {
+        let before = self.tickets.get(&after.id).cloned().flatten();
+        let changed = self.record(Entity::Ticket, &after.id, before.as_ref(), &after, cause);
+        if changed {
+            self.dirty_tickets.insert(after.id.clone());
+            self.tickets.insert(after.id.clone(), Some(after));
+        }
+        changed
+    }
+
+    /// Notes a new association to write; the records' own fields are
+    /// updated through `put_*`.
+    pub fn associate(&mut self, ticket: &str, conversation: &str) {
+        self.new_associations
+            .push((ticket.to_string(), conversation.to_string()));
+    }
+
+    /// Adds a contact to the blocklist; returns false if it was on it.
+    pub fn block(&mut self, contact: &str, cause: &Cause) -> rusqlite::Result<bool> {
+        if self.is_blocked(contact)? {
+            return Ok(false);
+        }
+        self.blocked.insert(contact.to_string(), true);
+        self.new_blocks.push(contact.to_string());
+        self.changes.push(Change {
+            entity: Entity::BlockedContact,
+            id: contact.to_string(),
+            field: "blocked".into(),
+            before: Value::Bool(false),
+            after: Value::Bool(true),
+            event: cause.event.clone(),
+            rule: cause.rule.clone(),
+        });
+        Ok(true)
+    }
+
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Writes every change to the store (inside the caller's transaction).
+    pub fn flush(&self) -> rusqlite::Result<()> {
+        for id in &self.dirty_conversations {
+            if let Some(Some(c)) = self.conversations.get(id) {
+                self.store.put_conversation(c)?;
+            }
+        }
+        for id in &self.dirty_tickets {
+            if let Some(Some(t)) = self.tickets.get(id) {
+                self.store.put_ticket(t)?;
+            }
+        }
+        for (ticket, conversation) in &self.new_associations {
+            self.store.associate(ticket, conversation)?;
+        }
+        for contact in &self.new_blocks {
+            self.store.block(contact)?;
+        }
+        Ok(())
+    }
+
+    fn record<T: Serialize>(
+        &mut self,
+        entity: Entity,
+        id: &str,
+        before: Option<&T>,
+        after: &T,
+        cause: &Cause,
+    ) -> bool {
+        let after = serde_json::to_value(after).expect("records always serialize");
+        let before = match before {
+            Some(b) => serde_json::to_value(b).expect("records always serialize"),
+            None => {
+                self.push_change(entity, id, "created", Value::Null, Value::Bool(true), cause);
+                // A new record lists the fields it was given, not its blanks.
+                Value::Object(Default::default())
+            }
+        };
+        let fields = diff(&before, &after);
+        let created = before.as_object().is_some_and(|o| o.is_empty());
+        let mut changed = created;
+        for (field, old, new) in fields {
+            if field == "id" || (created && is_blank(&new)) {
+                continue;
+            }
+            changed = true;
+            self.push_change(entity, id, &field, old, new, cause);
+        }
+        changed
+    }
+
+    fn push_change(
+        &mut self,
+        entity: Entity,
+        id: &str,
+        field: &str,
+        before: Value,
+        after: Value,
+        cause: &Cause,
+    ) {
+        self.changes.push(Change {
+            entity,
+            id: id.to_string(),
+            field: field.to_string(),
+            before,
+            after,
+            event: cause.event.clone(),
+            rule: cause.rule.clone(),
+        });
+    }
+}
+
+/// Whether a field of a new record is blank, so not worth listing.
+fn is_blank(value: &Value) -> bool {
+    match value {
+        Value::Null | Value::Bool(false) => true,
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
