@@ -114,12 +114,12 @@ struct RawPipeline {
 }
 
 /// The settings the shipped rules read, with their defaults.
-const DEFAULT_SETTINGS: [(&str, fn() -> toml::Value); 2] = [
-    ("account_created", || {
-        toml::Value::String("2023-05-01".into())
-    }),
-    ("auto_ticket", || toml::Value::Boolean(false)),
-];
+fn default_settings() -> [(&'static str, toml::Value); 2] {
+    [
+        ("account_created", toml::Value::String("2023-05-01".into())),
+        ("auto_ticket", toml::Value::Boolean(false)),
+    ]
+}
 
 impl Config {
     /// Reads and checks the config file.
@@ -160,8 +160,8 @@ impl Config {
 }
 
 fn with_default_settings(mut settings: toml::Table) -> toml::Table {
-    for (key, value) in DEFAULT_SETTINGS {
-        settings.entry(key).or_insert_with(value);
+    for (key, value) in default_settings() {
+        settings.entry(key).or_insert(value);
     }
     settings
 }

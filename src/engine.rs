@@ -200,7 +200,7 @@ impl Processor {
                     rule.name(),
                     rule.decl.file.display(),
                     rule.decl.when_line,
-                    describe(e)
+                    describe(*e)
                 ))
             })
     }
@@ -236,7 +236,7 @@ impl Processor {
                 "rule {}: {}:{}",
                 rule.name(),
                 rule.script_file.display(),
-                describe(e)
+                describe(*e)
             ))
         })?;
         Ok(derived)

@@ -41,10 +41,10 @@ pub fn sandboxed_engine() -> Engine {
 }
 
 /// A runtime error as `line:column: message`, the place first.
-pub fn describe(error: Box<EvalAltResult>) -> String {
+pub fn describe(mut error: EvalAltResult) -> String {
     let position = error.position();
-    let mut bare = *error;
-    bare.clear_position();
+    error.clear_position();
+    let bare = error;
     let message = one_line(&bare.to_string());
     match (position.line(), position.position()) {
         (Some(line), Some(column)) => format!("{line}:{column}: {message}"),

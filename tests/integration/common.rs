@@ -1,0 +1,198 @@
+//! A temporary inbox: the shipped config and rules in a temp dir, and
+//! helpers to drive the binary the way a user would.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub struct Inbox {
+    dir: TempDir,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+impl Inbox {
+    /// A fresh inbox with the shipped config and rules.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo().join("config"), &dir.path().join("config"));
+        copy_dir(&repo().join("rules"), &dir.path().join("rules"));
+        Inbox { dir }
+    }
+
+    /// A fresh inbox whose `[settings]` say `settings` (TOML lines).
+    pub fn with_settings(settings: &str) -> Self {
+        let inbox = Inbox::new();
+        let config = inbox.read("config/inboxd.toml");
+        let start = config.find("[settings]").unwrap();
+        inbox.write(
+            "config/inboxd.toml",
+            &format!("{}[settings]\n{settings}\n", &config[..start]),
+        );
+        inbox
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path(relative)).unwrap()
+    }
+
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// `inboxd` run in the inbox's directory, on its config.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("inboxd").unwrap();
+        cmd.current_dir(self.dir.path())
+            .env_remove("INBOXD_CONFIG")
+            .env("RUST_LOG", "warn");
+        cmd
+    }
+
+    /// Enqueues JSON Lines; panics unless it succeeds.
+    pub fn enqueue(&self, lines: &str) {
+        self.cmd()
+            .arg("enqueue")
+            .write_stdin(lines)
+            .assert()
+            .success();
+    }
+
+    pub fn drain(&self) {
+        self.cmd().args(["run", "--drain"]).assert().success();
+    }
+
+    /// Enqueues events and processes them.
+    pub fn send(&self, events: &[Value]) {
+        self.enqueue(&lines(events));
+        self.drain();
+    }
+
+    pub fn export(&self) -> Value {
+        let out = self.cmd().arg("export").assert().success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    }
+
+    pub fn conversation(&self, id: &str) -> Value {
+        find(&self.export()["conversations"], id)
+    }
+
+    pub fn ticket(&self, id: &str) -> Value {
+        find(&self.export()["tickets"], id)
+    }
+
+    /// Processed events, in order, as `events --format json` lists them.
+    pub fn outcomes(&self) -> Vec<Value> {
+        let out = self
+            .cmd()
+            .args(["events", "--format", "json"])
+            .assert()
+            .success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    }
+
+    /// The outcome and reason of the last processed event with this id.
+    pub fn outcome(&self, event: &str) -> (String, Option<String>) {
+        let row = self
+            .outcomes()
+            .into_iter()
+            .rev()
+            .find(|r| r["id"] == event)
+            .unwrap_or_else(|| panic!("event {event} was not processed"));
+        (
+            row["outcome"].as_str().unwrap().to_string(),
+            row["reason"].as_str().map(str::to_string),
+        )
+    }
+}
+
+fn find(list: &Value, id: &str) -> Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {id} in {list}"))
+}
+
+/// JSON Lines of events.
+pub fn lines(events: &[Value]) -> String {
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+/// An event: `ev("e1", "conversation.closed", json!({"conversation": "c1"}))`.
+pub fn ev(id: &str, event_type: &str, fields: Value) -> Value {
+    let mut event = json!({"id": id, "type": event_type});
+    for (k, v) in fields.as_object().unwrap() {
+        event[k] = v.clone();
+    }
+    event
+}
+
+pub fn conversation_created(id: &str, conversation: &str) -> Value {
+    ev(
+        id,
+        "conversation.created",
+        json!({"conversation": conversation}),
+    )
+}
+
+pub fn ticket_created(id: &str, ticket: &str, conversation: &str) -> Value {
+    ev(
+        id,
+        "ticket.created",
+        json!({"ticket": ticket, "conversation": conversation}),
+    )
+}
+
+pub fn associated(id: &str, ticket: &str, conversation: &str) -> Value {
+    ev(
+        id,
+        "ticket.associated",
+        json!({"ticket": ticket, "conversation": conversation}),
+    )
+}
+
+pub fn ticket_status(id: &str, ticket: &str, status: &str) -> Value {
+    ev(
+        id,
+        "ticket.status_changed",
+        json!({"ticket": ticket, "status": status}),
+    )
+}
+
+pub fn conversation_event(id: &str, event_type: &str, conversation: &str) -> Value {
+    ev(id, event_type, json!({"conversation": conversation}))
+}
+
+impl Inbox {
+    /// Adds a rule in its own pipeline file (run after the shipped ones).
+    pub fn add_rule(&self, name: &str, on: &str, script: &str) {
+        self.write(&format!("rules/{name}.rhai"), script);
+        let pipeline =
+            format!("[[rule]]\nname = \"{name}\"\non = [\"{on}\"]\nscript = \"{name}.rhai\"\n");
+        let file = "rules/zz_test.toml";
+        let existing = std::fs::read_to_string(self.path(file)).unwrap_or_default();
+        self.write(file, &format!("{existing}\n{pipeline}"));
+    }
+}

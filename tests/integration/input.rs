@@ -1,0 +1,124 @@
+//! Bad input is refused before it enters the queue, naming line and problem.
+
+use crate::common::*;
+use predicates::prelude::*;
+
+fn queue_is_empty(inbox: &Inbox) {
+    inbox.drain();
+    assert_eq!(inbox.outcomes(), Vec::<serde_json::Value>::new());
+}
+
+#[test]
+fn each_kind_of_malformed_line_is_refused_with_its_line_number() {
+    let good = r#"{"id":"ok","type":"conversation.created","conversation":"c1"}"#;
+    let cases = [
+        ("{not json", "not valid JSON"),
+        (
+            r#"{"type":"conversation.closed","conversation":"c1"}"#,
+            "missing field `id`",
+        ),
+        (r#"{"id":"e"}"#, "missing field `type`"),
+        (
+            r#"{"id":"e","type":"conversation.melted","conversation":"c1"}"#,
+            "unknown event type",
+        ),
+        (
+            r#"{"id":"e","type":"conversation.closed","conversation":42}"#,
+            "invalid type",
+        ),
+        (
+            r#"{"id":"e","type":"conversation.closed"}"#,
+            "missing field `conversation`",
+        ),
+        (
+            r#"{"id":"e","type":"ticket.status_changed","ticket":"t","status":"done"}"#,
+            "unknown status",
+        ),
+        (
+            r#"{"id":"e","type":"ticket.property_changed","ticket":"t","property":"p"}"#,
+            "missing field `value`",
+        ),
+        (
+            r#"{"id":"e","type":"conversation.closed","conversation":"c1","at":"noon"}"#,
+            "RFC 3339",
+        ),
+        (r#"["id"]"#, "JSON object"),
+    ];
+    for (bad, expected) in cases {
+        let inbox = Inbox::new();
+        inbox
+            .cmd()
+            .arg("enqueue")
+            .write_stdin(format!("{good}\n\n{bad}\n"))
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("line 3:").and(predicate::str::contains(expected)));
+        queue_is_empty(&inbox);
+    }
+}
+
+#[test]
+fn the_error_is_one_line_and_names_the_file() {
+    let inbox = Inbox::new();
+    inbox.write("events.jsonl", "{\"id\":1}\n");
+    let out = inbox
+        .cmd()
+        .args(["enqueue", "events.jsonl"])
+        .assert()
+        .failure()
+        .code(1);
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("events.jsonl: line 1:"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_or_config_is_a_clear_error() {
+    let inbox = Inbox::new();
+    inbox
+        .cmd()
+        .args(["enqueue", "nowhere.jsonl"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot read nowhere.jsonl"));
+    inbox
+        .cmd()
+        .args(["--config", "missing.toml", "export"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("missing.toml"));
+}
+
+#[test]
+fn an_invalid_config_names_file_and_line() {
+    let inbox = Inbox::new();
+    let config = inbox.read("config/inboxd.toml");
+    inbox.write(
+        "config/inboxd.toml",
+        &config.replace("[rules]", "[rules]\nspeed = 3"),
+    );
+    inbox
+        .cmd()
+        .arg("validate")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("inboxd.toml:11:").and(predicate::str::contains("speed")));
+}
+
+#[test]
+fn config_is_found_through_the_environment_and_after_the_subcommand() {
+    let inbox = Inbox::new();
+    std::fs::rename(inbox.path("config"), inbox.path("etc")).unwrap();
+    inbox
+        .cmd()
+        .env("INBOXD_CONFIG", "etc/inboxd.toml")
+        .arg("validate")
+        .assert()
+        .success();
+    inbox.cmd().arg("validate").assert().failure();
+    inbox
+        .cmd()
+        .args(["export", "--config", "etc/inboxd.toml"])
+        .assert()
+        .success();
+}

@@ -1,0 +1,9 @@
+//! Integration tests: each drives the real `inboxd` binary in a temporary
+//! directory holding a copy of the shipped config and rules.
+
+mod common;
+mod dry_run;
+mod input;
+mod model;
+mod policies;
+mod rules;

@@ -1,0 +1,363 @@
+//! A reference model of the policies, written straight from POLICIES.md
+//! without the rules engine, and a property test: random event streams give
+//! the same export from the daemon as from the model.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+#[derive(Clone, Debug)]
+struct Conv {
+    status: &'static str,
+    owner: Option<String>,
+    ticket: Option<String>,
+    contact: Option<String>,
+    spam: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Tick {
+    status: String,
+    owner: Option<String>,
+    properties: BTreeMap<String, String>,
+    conversations: Vec<String>,
+    deleted: bool,
+}
+
+#[derive(Default)]
+struct Model {
+    convs: BTreeMap<String, Conv>,
+    tickets: BTreeMap<String, Tick>,
+    blocked: BTreeSet<String>,
+    done: BTreeSet<String>,
+    auto_ticket: bool,
+}
+
+fn closed_stage(status: &str) -> bool {
+    status == "closed"
+}
+
+type Outcome = Result<(), String>;
+
+impl Model {
+    fn apply(&mut self, e: &Value) {
+        let id = e["id"].as_str().unwrap().to_string();
+        if self.done.contains(&id) {
+            return;
+        }
+        // Every outcome of this model is final (no failures with the
+        // shipped rules), so the id is done either way.
+        let mut next = Model {
+            convs: self.convs.clone(),
+            tickets: self.tickets.clone(),
+            blocked: self.blocked.clone(),
+            done: BTreeSet::new(),
+            auto_ticket: self.auto_ticket,
+        };
+        if next.event(e).is_ok() {
+            self.convs = next.convs;
+            self.tickets = next.tickets;
+            self.blocked = next.blocked;
+        }
+        self.done.insert(id);
+    }
+
+    fn live_conv(&self, id: &str) -> Result<Conv, String> {
+        match self.convs.get(id) {
+            None => Err("unknown".into()),
+            Some(c) if c.status == "trashed" => Err("trashed".into()),
+            Some(c) => Ok(c.clone()),
+        }
+    }
+
+    fn live_ticket(&self, id: &str) -> Result<Tick, String> {
+        match self.tickets.get(id) {
+            None => Err("unknown".into()),
+            Some(t) if t.deleted => Err("deleted".into()),
+            Some(t) => Ok(t.clone()),
+        }
+    }
+
+    fn event(&mut self, e: &Value) -> Outcome {
+        let s = |k: &str| e[k].as_str().map(str::to_string);
+        let conv = s("conversation").unwrap_or_default();
+        let tick = s("ticket").unwrap_or_default();
+        match e["type"].as_str().unwrap() {
+            "conversation.created" => {
+                if self.convs.contains_key(&conv) {
+                    return Err("exists".into());
+                }
+                let contact = s("contact");
+                let spam = contact.as_ref().is_some_and(|c| self.blocked.contains(c));
+                self.convs.insert(
+                    conv.clone(),
+                    Conv {
+                        status: if spam { "closed" } else { "open" },
+                        owner: s("owner"),
+                        ticket: None,
+                        contact,
+                        spam,
+                    },
+                );
+                if self.auto_ticket && !spam {
+                    let t = format!("ticket-{conv}");
+                    if !self.tickets.contains_key(&t) {
+                        self.create_ticket(&t, &conv, None, None)?;
+                    }
+                }
+                Ok(())
+            }
+            "conversation.owner_changed" => {
+                let c = self.live_conv(&conv)?;
+                let owner = s("owner");
+                if c.owner == owner {
+                    return Ok(());
+                }
+                self.convs.get_mut(&conv).unwrap().owner = owner.clone();
+                if let Some(t) = c.ticket {
+                    if let Some(t) = self.tickets.get_mut(&t).filter(|t| !t.deleted) {
+                        t.owner = owner;
+                    }
+                }
+                Ok(())
+            }
+            "conversation.closed" => {
+                let c = self.live_conv(&conv)?;
+                if c.status == "open" {
+                    self.convs.get_mut(&conv).unwrap().status = "closed";
+                }
+                Ok(())
+            }
+            "conversation.reopened" => {
+                let c = self.live_conv(&conv)?;
+                if c.status == "closed" {
+                    self.convs.get_mut(&conv).unwrap().status = "open";
+                }
+                Ok(())
+            }
+            "conversation.trashed" => {
+                self.live_conv(&conv)?;
+                self.trash(&conv);
+                Ok(())
+            }
+            "conversation.marked_spam" => {
+                let c = self.live_conv(&conv)?;
+                if !c.spam {
+                    let c = self.convs.get_mut(&conv).unwrap();
+                    c.spam = true;
+                    c.status = "closed";
+                }
+                Ok(())
+            }
+            "conversation.sender_blocked" => {
+                let c = self.live_conv(&conv)?;
+                if let Some(contact) = c.contact {
+                    self.blocked.insert(contact);
+                }
+                Ok(())
+            }
+            "ticket.created" => {
+                let owner = e.get("owner").map(|o| o.as_str().map(str::to_string));
+                self.create_ticket(&tick, &conv, owner, s("status"))
+            }
+            "ticket.associated" => {
+                let mut t = self.live_ticket(&tick)?;
+                let c = self.live_conv(&conv)?;
+                match c.ticket {
+                    Some(x) if x == tick => return Ok(()),
+                    Some(_) => return Err("P2".into()),
+                    None => {}
+                }
+                t.conversations.push(conv.clone());
+                self.tickets.insert(tick.clone(), t);
+                self.convs.get_mut(&conv).unwrap().ticket = Some(tick);
+                Ok(())
+            }
+            "ticket.owner_changed" => {
+                self.live_ticket(&tick)?;
+                self.tickets.get_mut(&tick).unwrap().owner = s("owner");
+                Ok(())
+            }
+            "ticket.status_changed" => {
+                let t = self.live_ticket(&tick)?;
+                let new = s("status").unwrap();
+                let (was_closed, is_closed) = (closed_stage(&t.status), closed_stage(&new));
+                self.tickets.get_mut(&tick).unwrap().status = new;
+                if !was_closed && is_closed {
+                    for c in &t.conversations {
+                        let c = self.convs.get_mut(c).unwrap();
+                        if c.status == "open" {
+                            c.status = "closed";
+                        }
+                    }
+                } else if was_closed && !is_closed && t.conversations.len() == 1 {
+                    let c = self.convs.get_mut(&t.conversations[0]).unwrap();
+                    if c.status == "closed" {
+                        c.status = "open";
+                    }
+                }
+                Ok(())
+            }
+            "ticket.property_changed" => {
+                self.live_ticket(&tick)?;
+                let t = self.tickets.get_mut(&tick).unwrap();
+                let property = s("property").unwrap();
+                match s("value") {
+                    Some(v) => t.properties.insert(property, v),
+                    None => t.properties.remove(&property),
+                };
+                Ok(())
+            }
+            "ticket.deleted" => {
+                self.live_ticket(&tick)?;
+                self.delete(&tick);
+                Ok(())
+            }
+            other => panic!("the generator made {other}"),
+        }
+    }
+
+    fn create_ticket(
+        &mut self,
+        tick: &str,
+        conv: &str,
+        owner: Option<Option<String>>,
+        status: Option<String>,
+    ) -> Outcome {
+        if self.tickets.contains_key(tick) {
+            return Err("exists".into());
+        }
+        let c = self.live_conv(conv)?;
+        if c.ticket.is_some() {
+            return Err("P2".into());
+        }
+        self.tickets.insert(
+            tick.to_string(),
+            Tick {
+                status: status.unwrap_or_else(|| "new".into()),
+                owner: owner.unwrap_or(c.owner),
+                properties: BTreeMap::new(),
+                conversations: vec![conv.to_string()],
+                deleted: false,
+            },
+        );
+        self.convs.get_mut(conv).unwrap().ticket = Some(tick.to_string());
+        Ok(())
+    }
+
+    /// P9 then P10, to the end of the cascade.
+    fn trash(&mut self, conv: &str) {
+        let c = self.convs.get_mut(conv).unwrap();
+        if c.status == "trashed" {
+            return;
+        }
+        c.status = "trashed";
+        if let Some(t) = c.ticket.clone() {
+            self.delete(&t);
+        }
+    }
+
+    fn delete(&mut self, tick: &str) {
+        let t = self.tickets.get_mut(tick).unwrap();
+        if t.deleted {
+            return;
+        }
+        t.deleted = true;
+        for c in t.conversations.clone() {
+            self.trash(&c);
+        }
+    }
+
+    fn export(&self) -> Value {
+        json!({
+            "tickets": self.tickets.iter().map(|(id, t)| json!({
+                "id": id, "status": t.status, "owner": t.owner, "subject": null,
+                "properties": t.properties, "conversations": t.conversations,
+                "deleted": t.deleted,
+            })).collect::<Vec<_>>(),
+            "conversations": self.convs.iter().map(|(id, c)| json!({
+                "id": id, "status": c.status, "owner": c.owner, "ticket": c.ticket,
+                "inbox": null, "channel": null, "contact": c.contact, "subject": null,
+                "spam": c.spam,
+            })).collect::<Vec<_>>(),
+            "blocked_contacts": self.blocked.iter().collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn pick<T: Clone + std::fmt::Debug + 'static>(items: &[T]) -> impl Strategy<Value = T> {
+    proptest::sample::select(items.to_vec())
+}
+
+fn owner() -> impl Strategy<Value = Value> {
+    pick(&[json!(null), json!("alice"), json!("bob")])
+}
+
+/// One random event; small id pools make collisions, duplicates, unknown
+/// targets and P2 violations common.
+fn event() -> impl Strategy<Value = Value> {
+    let conv = || pick(&["c1", "c2", "c3", "c4"]);
+    let tick = || pick(&["t1", "t2", "t3"]);
+    let status = || pick(&["new", "waiting_on_us", "closed"]);
+    let contact = || pick(&[None, Some("a@x"), Some("b@x")]);
+    let body = prop_oneof![
+        4 => (conv(), contact(), owner()).prop_map(|(c, contact, o)| {
+            let mut e = json!({"type": "conversation.created", "conversation": c, "owner": o});
+            if let Some(contact) = contact { e["contact"] = json!(contact); }
+            e
+        }),
+        2 => (conv(), owner()).prop_map(|(c, o)| json!({"type": "conversation.owner_changed", "conversation": c, "owner": o})),
+        2 => (conv(), pick(&["conversation.closed", "conversation.reopened", "conversation.marked_spam", "conversation.sender_blocked"]))
+            .prop_map(|(c, t)| json!({"type": t, "conversation": c})),
+        1 => conv().prop_map(|c| json!({"type": "conversation.trashed", "conversation": c})),
+        3 => (tick(), conv(), proptest::option::of(owner()), proptest::option::of(status())).prop_map(|(t, c, o, s)| {
+            let mut e = json!({"type": "ticket.created", "ticket": t, "conversation": c});
+            if let Some(o) = o { e["owner"] = o; }
+            if let Some(s) = s { e["status"] = json!(s); }
+            e
+        }),
+        3 => (tick(), conv()).prop_map(|(t, c)| json!({"type": "ticket.associated", "ticket": t, "conversation": c})),
+        2 => (tick(), owner()).prop_map(|(t, o)| json!({"type": "ticket.owner_changed", "ticket": t, "owner": o})),
+        4 => (tick(), status()).prop_map(|(t, s)| json!({"type": "ticket.status_changed", "ticket": t, "status": s})),
+        1 => (tick(), pick(&[json!("high"), json!(null)])).prop_map(|(t, v)| json!({"type": "ticket.property_changed", "ticket": t, "property": "priority", "value": v})),
+        1 => tick().prop_map(|t| json!({"type": "ticket.deleted", "ticket": t})),
+    ];
+    (0..60u32, body).prop_map(|(n, mut e)| {
+        e["id"] = json!(format!("e{n}"));
+        e
+    })
+}
+
+fn check(events: &[Value], auto_ticket: bool) {
+    let inbox = if auto_ticket {
+        Inbox::with_settings("auto_ticket = true")
+    } else {
+        Inbox::new()
+    };
+    inbox.send(events);
+    let mut model = Model {
+        auto_ticket,
+        ..Model::default()
+    };
+    for e in events {
+        model.apply(e);
+    }
+    assert_eq!(inbox.export(), model.export(), "events: {}", lines(events));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_daemon_agrees_with_the_reference_model(events in proptest::collection::vec(event(), 1..60)) {
+        check(&events, false);
+    }
+
+    #[test]
+    fn the_daemon_agrees_with_the_model_with_auto_ticket(events in proptest::collection::vec(event(), 1..40)) {
+        check(&events, true);
+    }
+}
