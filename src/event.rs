@@ -187,6 +187,18 @@ impl EventKind {
 impl Event {
     /// Parses and validates one JSON event. `stages` is the ticket pipeline
     /// that `status` fields must name.
+    ///
+    /// ```
+    /// use inboxd::event::Event;
+    /// use inboxd::state::Stages;
+    ///
+    /// let line = r#"{"id":"e1","type":"ticket.status_changed","ticket":"T","status":"closed"}"#;
+    /// let event = Event::parse(line, &Stages::default()).unwrap();
+    /// assert_eq!(event.type_name(), "ticket.status_changed");
+    ///
+    /// let bad = r#"{"id":"e2","type":"ticket.status_changed","ticket":"T","status":"done"}"#;
+    /// assert!(Event::parse(bad, &Stages::default()).unwrap_err().contains("unknown status"));
+    /// ```
     pub fn parse(text: &str, stages: &Stages) -> Result<Event, String> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
