@@ -25,8 +25,18 @@ pub struct Cli {
     )]
     pub config: PathBuf,
 
+    /// How the daemon's log is written (levels: RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +47,9 @@ pub enum Command {
         /// Process everything queued, then exit.
         #[arg(long)]
         drain: bool,
+        /// Do not watch config/ and rules/ for changes (SIGHUP still reloads).
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Add events (JSON Lines) to the queue, all or nothing.
     Enqueue {
@@ -61,6 +74,12 @@ pub enum Command {
     },
     /// Print the whole state as one JSON document.
     Export,
+    /// Show the queue depth, events by outcome, the live ruleset version and
+    /// the last reload error.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// List processed events with their outcome and reason.
     Events {
         /// Only events with this outcome.

@@ -15,6 +15,7 @@ use crate::daemon::{self, Control, Daemon};
 use crate::engine::Processor;
 use crate::event::{now_rfc3339, parse_batch, Event};
 use crate::export::Export;
+use crate::lock::DaemonLock;
 use crate::report::Report;
 use crate::ruleset::RuleSet;
 use crate::store::Store;
@@ -22,7 +23,7 @@ use crate::store::Store;
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config;
     match cli.command {
-        Command::Run { drain } => run(config, drain),
+        Command::Run { drain, no_watch } => run(config, drain, !no_watch),
         Command::Enqueue { file } => enqueue(&config, file.as_deref()),
         Command::DryRun {
             file,
@@ -32,19 +33,33 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { rules } => validate(&config, rules.as_deref()),
         Command::Export => export(&config),
         Command::Events { outcome, format } => events(&config, outcome, format),
+        Command::Status { format } => status(&config, format),
     }
 }
 
-fn run(config: PathBuf, drain: bool) -> anyhow::Result<ExitCode> {
+fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode> {
     let control = Arc::new(Control::default());
-    let mut daemon = Daemon::start(config)?;
+    let mut daemon = Daemon::start(config.clone())?;
     if drain {
         let done = daemon.drain(&control)?;
         tracing::info!(events = done, "queue drained");
-    } else {
-        listen_for_signals(Arc::clone(&control))?;
-        daemon.run(&control)?;
+        return Ok(ExitCode::SUCCESS);
     }
+    listen_for_signals(Arc::clone(&control))?;
+    let _watches = if watch {
+        let rules = daemon.rules();
+        let watches = crate::watch::start(
+            &config,
+            &rules.rules_dir,
+            &rules.config.store_path,
+            &control,
+        )
+        .context("cannot watch the config and rules directories (try --no-watch)")?;
+        Some(watches)
+    } else {
+        None
+    };
+    daemon.run(&control)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -74,15 +89,16 @@ fn listen_for_signals(control: Arc<Control>) -> anyhow::Result<()> {
                     _ = terminate.recv() => {}
                     _ = hangup.recv() => {
                         tracing::info!("SIGHUP: reloading the rules");
-                        control.reload.store(true, Ordering::SeqCst);
+                        control.request_reload();
                         continue;
                     }
                 }
-                if control.stop.swap(true, Ordering::SeqCst) {
+                if control.stop.load(Ordering::SeqCst) {
                     tracing::warn!("second signal: exiting now");
                     std::process::exit(130);
                 }
                 tracing::info!("stopping after the event in hand");
+                control.request_stop();
             }
         })
     });
@@ -204,6 +220,58 @@ fn events(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let store = open_for_reading(&config)?;
+    let status = Status {
+        running: DaemonLock::is_held(&config.store_path),
+        daemon: store
+            .daemon_status()
+            .context("cannot read the daemon status")?,
+        queued: store.queue_depth().context("cannot read the queue")?,
+        processed: store
+            .outcome_counts()
+            .context("cannot read the processed events")?,
+    };
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+        Format::Text => print!("{}", status.to_text()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct Status {
+    running: bool,
+    daemon: Option<crate::store::DaemonStatus>,
+    queued: u64,
+    processed: std::collections::BTreeMap<String, u64>,
+}
+
+impl Status {
+    fn to_text(&self) -> String {
+        let mut out = String::new();
+        let daemon = match (&self.daemon, self.running) {
+            (Some(d), true) => format!("running (pid {}, since {})", d.pid, d.started_at),
+            (_, _) => "not running".to_string(),
+        };
+        out.push_str(&format!("daemon:    {daemon}\n"));
+        if let Some(d) = &self.daemon {
+            let when = d.reloaded_at.as_deref().unwrap_or(&d.started_at);
+            out.push_str(&format!("ruleset:   {} (loaded {when})\n", d.ruleset));
+            let error = d.reload_error.as_deref().unwrap_or("none");
+            out.push_str(&format!("last reload error: {error}\n"));
+        }
+        out.push_str(&format!("queued:    {}\n", self.queued));
+        let counts: Vec<String> = ["applied", "rejected", "failed", "duplicate"]
+            .iter()
+            .map(|o| format!("{} {o}", self.processed.get(*o).copied().unwrap_or(0)))
+            .collect();
+        out.push_str(&format!("processed: {}\n", counts.join(", ")));
+        out
+    }
 }
 
 /// The store, or an empty one in memory if none was created yet, so that

@@ -2,9 +2,11 @@
 //! batches (one transaction per batch, a savepoint per event), reload the
 //! rules when asked, stop cleanly between two events.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,30 +14,66 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::diagnostic::Diagnostics;
 use crate::engine::Processor;
-use crate::event::Event;
+use crate::event::{now_rfc3339, Event};
+use crate::lock::DaemonLock;
 use crate::report::Outcome;
 use crate::ruleset::RuleSet;
 use crate::store::Store;
 
 /// Events per transaction: many per commit is where throughput comes from.
 const BATCH: usize = 256;
-/// How long the idle daemon waits before looking at the queue again.
-const IDLE_POLL: Duration = Duration::from_millis(20);
+/// The idle daemon is woken by file events; this is the fallback in case
+/// one is missed (e.g. on a file system without notifications).
+const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How long to wait after a store error before trying again.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
-/// Requests from signal handlers (and, later, file watchers).
-#[derive(Default)]
+/// Requests to the run loop, from signal handlers and file watchers.
 pub struct Control {
     pub stop: AtomicBool,
     pub reload: AtomicBool,
+    wake_tx: SyncSender<()>,
+    wake_rx: Mutex<Receiver<()>>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        // One pending wake-up is enough: the loop looks at everything.
+        let (wake_tx, wake_rx) = sync_channel(1);
+        Control {
+            stop: AtomicBool::new(false),
+            reload: AtomicBool::new(false),
+            wake_tx,
+            wake_rx: Mutex::new(wake_rx),
+        }
+    }
+}
+
+impl Control {
+    /// Wakes the loop if it is idle.
+    pub fn wake(&self) {
+        let _ = self.wake_tx.try_send(());
+    }
+
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Waits for a wake-up, at most `timeout`.
+    fn idle(&self, timeout: Duration) {
+        if let Ok(rx) = self.wake_rx.lock() {
+            let _ = rx.recv_timeout(timeout);
+        }
+    }
 }
 
 /// Loads config and rules, failing with every problem found.
-pub fn load(
-    config_file: &std::path::Path,
-    rules_dir: Option<&std::path::Path>,
-) -> anyhow::Result<RuleSet> {
+pub fn load(config_file: &Path, rules_dir: Option<&Path>) -> anyhow::Result<RuleSet> {
     let config = Config::load(config_file)?;
     RuleSet::load(config, rules_dir).map_err(|problems| Diagnostics(problems).into())
 }
@@ -44,19 +82,28 @@ pub struct Daemon {
     config_file: PathBuf,
     store: Rc<Store>,
     processor: Processor,
+    _lock: DaemonLock,
 }
 
 impl Daemon {
+    /// Loads the rules, takes the database's daemon lock and opens it.
     pub fn start(config_file: PathBuf) -> anyhow::Result<Daemon> {
         let rules = load(&config_file, None)?;
-        let store = Rc::new(Store::open(
-            &rules.config.store_path,
-            rules.config.synchronous,
-        )?);
+        let store_path = rules.config.store_path.clone();
+        if let Some(dir) = store_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the store's directory {}", dir.display())
+            })?;
+        }
+        let lock = DaemonLock::acquire(&store_path)?;
+        let store = Rc::new(Store::open(&store_path, rules.config.synchronous)?);
+        store
+            .daemon_started(std::process::id(), &now_rfc3339(), &rules.version)
+            .context("cannot write the daemon status")?;
         tracing::info!(
             ruleset = %rules.version,
             rules = rules.rules.len(),
-            store = %rules.config.store_path.display(),
+            store = %store_path.display(),
             "inboxd started"
         );
         let processor = Processor::new(Rc::clone(&store), rules);
@@ -64,13 +111,18 @@ impl Daemon {
             config_file,
             store,
             processor,
+            _lock: lock,
         })
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        self.processor.rules()
     }
 
     /// Processes what is queued, then returns (`--drain`).
     pub fn drain(&mut self, control: &Control) -> anyhow::Result<usize> {
         let mut total = 0;
-        while !control.stop.load(Ordering::SeqCst) {
+        while !control.stopping() {
             let done = self.process_batch(control)?;
             if done == 0 {
                 break;
@@ -82,16 +134,16 @@ impl Daemon {
 
     /// Runs until asked to stop.
     pub fn run(&mut self, control: &Control) -> anyhow::Result<()> {
-        while !control.stop.load(Ordering::SeqCst) {
+        while !control.stopping() {
             if control.reload.swap(false, Ordering::SeqCst) {
                 self.reload();
             }
             match self.process_batch(control) {
-                Ok(0) => std::thread::sleep(IDLE_POLL),
+                Ok(0) => control.idle(IDLE_POLL),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!("cannot process the queue, will retry: {e:#}");
-                    std::thread::sleep(RETRY_PAUSE);
+                    control.idle(RETRY_PAUSE);
                 }
             }
         }
@@ -99,22 +151,42 @@ impl Daemon {
         Ok(())
     }
 
-    /// Builds a new RuleSet; keeps the current one if the new is broken.
+    /// Builds a whole new RuleSet and swaps it in, between two events. A
+    /// broken change is logged and the last good rules keep running.
     pub fn reload(&mut self) {
-        match load(&self.config_file, None) {
-            Ok(rules) if rules.config.store_path != self.processor.rules().config.store_path => {
+        let current = self.processor.rules();
+        let result = load(&self.config_file, None);
+        let error = match result {
+            Ok(mut rules) => {
+                keep_fixed_settings(&mut rules, current);
+                if rules.version == current.version {
+                    tracing::debug!(ruleset = %rules.version, "reload: nothing changed");
+                } else {
+                    tracing::info!(
+                        ruleset = %rules.version,
+                        previous = %current.version,
+                        "rules reloaded: {}",
+                        rules.changes_since(current)
+                    );
+                    self.processor.set_rules(rules);
+                }
+                None
+            }
+            Err(e) => {
+                let text = e.to_string().replace('\n', "; ");
                 tracing::error!(
-                    "reload refused: the store path cannot change while running (restart inboxd)"
+                    ruleset = %current.version,
+                    "reload failed, keeping the last good rules: {text}"
                 );
+                Some(text)
             }
-            Ok(rules) => {
-                tracing::info!(ruleset = %rules.version, "rules reloaded");
-                self.processor.set_rules(rules);
-            }
-            Err(e) => tracing::error!(
-                ruleset = %self.processor.rules().version,
-                "reload failed, keeping the last good rules: {e}"
-            ),
+        };
+        let version = self.processor.rules().version.clone();
+        if let Err(e) = self
+            .store
+            .daemon_reloaded(&now_rfc3339(), &version, error.as_deref())
+        {
+            tracing::warn!("cannot write the daemon status: {e}");
         }
     }
 
@@ -127,7 +199,7 @@ impl Daemon {
         self.store.begin().context("cannot start a transaction")?;
         let mut done = 0;
         for queued in &batch {
-            if control.stop.load(Ordering::SeqCst) {
+            if control.stopping() {
                 break;
             }
             let result = match serde_json::from_str::<Event>(&queued.body) {
@@ -147,6 +219,26 @@ impl Daemon {
         }
         self.store.commit().context("cannot commit")?;
         Ok(done)
+    }
+}
+
+/// Settings that cannot change while running keep their value; the rest of
+/// the reload applies.
+fn keep_fixed_settings(new: &mut RuleSet, current: &RuleSet) {
+    let (old, fresh) = (&current.config, &mut new.config);
+    if fresh.store_path != old.store_path {
+        tracing::warn!(
+            "reload: [store] path cannot change while running; still using {} (restart inboxd to use {})",
+            old.store_path.display(),
+            fresh.store_path.display()
+        );
+        fresh.store_path = old.store_path.clone();
+    }
+    if fresh.synchronous != old.synchronous {
+        tracing::warn!(
+            "reload: [store] synchronous cannot change while running; restart inboxd to change it"
+        );
+        fresh.synchronous = old.synchronous;
     }
 }
 

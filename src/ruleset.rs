@@ -42,6 +42,8 @@ pub struct RuleSet {
     pub settings: Dynamic,
     /// Short hash of the config, pipelines and scripts.
     pub version: String,
+    /// Each file the RuleSet was built from, with a hash of its content.
+    pub files: BTreeMap<PathBuf, String>,
 }
 
 /// The variables every script and condition sees; declared at compile time
@@ -73,7 +75,7 @@ impl RuleSet {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let version = files.version(&config.file);
+        let (version, file_hashes) = files.version(&config.file);
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.decl.enabled) {
             for t in &rule.decl.on {
@@ -87,7 +89,28 @@ impl RuleSet {
             by_type,
             settings,
             version,
+            files: file_hashes,
         })
+    }
+
+    /// The files added, changed and removed since `old`, for the reload log.
+    pub fn changes_since(&self, old: &RuleSet) -> String {
+        let mut parts = Vec::new();
+        for (path, hash) in &self.files {
+            match old.files.get(path) {
+                None => parts.push(format!("added {}", path.display())),
+                Some(h) if h != hash => parts.push(format!("changed {}", path.display())),
+                Some(_) => {}
+            }
+        }
+        for path in old.files.keys().filter(|p| !self.files.contains_key(*p)) {
+            parts.push(format!("removed {}", path.display()));
+        }
+        if parts.is_empty() {
+            "no file changed".into()
+        } else {
+            parts.join(", ")
+        }
     }
 
     /// The enabled rules for an event type, in pipeline order.
@@ -143,22 +166,31 @@ impl RuleFiles {
         }
     }
 
-    /// A hash of the config file and of every rule file, names included.
-    fn version(&self, config_file: &Path) -> String {
+    /// A hash of the config file and of every rule file, names included,
+    /// and the hash of each file.
+    fn version(&self, config_file: &Path) -> (String, BTreeMap<PathBuf, String>) {
+        let config = std::fs::read(config_file).unwrap_or_default();
+        let mut files = BTreeMap::from([(config_file.to_path_buf(), short_hash(&config))]);
         let mut hash = Sha256::new();
-        hash.update(std::fs::read(config_file).unwrap_or_default());
+        hash.update(&config);
         for (path, text) in self.pipelines.iter().chain(&self.scripts) {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             hash.update((name.len() as u64).to_le_bytes());
             hash.update(name.as_bytes());
             hash.update((text.len() as u64).to_le_bytes());
             hash.update(text.as_bytes());
+            files.insert(path.clone(), short_hash(text.as_bytes()));
         }
-        hash.finalize()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        (hex(&hash.finalize()[..6]), files)
     }
+}
+
+fn short_hash(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes)[..6])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compiles every script of the directory, referenced or not, so that a

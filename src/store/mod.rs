@@ -7,6 +7,7 @@ mod entities;
 mod log;
 mod queue;
 mod schema;
+mod status;
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::config::Synchronous;
 
 pub use log::{OutcomeRow, Recorded};
 pub use queue::Queued;
+pub use status::DaemonStatus;
 
 /// A connection to the inboxd database.
 pub struct Store {

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE conversations (
     id      TEXT PRIMARY KEY,
     status  TEXT NOT NULL CHECK (status IN ('open', 'closed', 'trashed')),
@@ -79,7 +80,19 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_by_entity ON audit(entity, entity_id);
 CREATE INDEX audit_by_event ON audit(event_id);
-"#];
+"#,
+    r#"
+-- What the running daemon reports about itself, for `inboxd status`.
+CREATE TABLE daemon_status (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    pid          INTEGER NOT NULL,
+    started_at   TEXT NOT NULL,
+    ruleset      TEXT NOT NULL,
+    reloaded_at  TEXT,
+    reload_error TEXT
+);
+"#,
+];
 
 /// Brings the schema up to date, in one transaction.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,0 +1,72 @@
+//! What the daemon reports about itself, and the counts `status` shows.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::Store;
+
+/// The daemon's last report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonStatus {
+    pub pid: u32,
+    pub started_at: String,
+    pub ruleset: String,
+    pub reloaded_at: Option<String>,
+    pub reload_error: Option<String>,
+}
+
+impl Store {
+    /// Records a daemon's start with its first RuleSet.
+    pub fn daemon_started(&self, pid: u32, at: &str, ruleset: &str) -> rusqlite::Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO daemon_status (id, pid, started_at, ruleset) VALUES (1, ?1, ?2, ?3)",
+                params![pid, at, ruleset],
+            )
+            .map(drop)
+    }
+
+    /// Records a reload: the RuleSet now live, and the error if the new
+    /// rules were refused.
+    pub fn daemon_reloaded(
+        &self,
+        at: &str,
+        ruleset: &str,
+        error: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        self.conn
+            .execute(
+                "UPDATE daemon_status SET ruleset = ?1, reloaded_at = ?2, reload_error = ?3 WHERE id = 1",
+                params![ruleset, at, error],
+            )
+            .map(drop)
+    }
+
+    pub fn daemon_status(&self) -> rusqlite::Result<Option<DaemonStatus>> {
+        self.conn
+            .query_row(
+                "SELECT pid, started_at, ruleset, reloaded_at, reload_error FROM daemon_status WHERE id = 1",
+                [],
+                |r| {
+                    Ok(DaemonStatus {
+                        pid: r.get(0)?,
+                        started_at: r.get(1)?,
+                        ruleset: r.get(2)?,
+                        reloaded_at: r.get(3)?,
+                        reload_error: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+    }
+
+    /// Processed events by outcome.
+    pub fn outcome_counts(&self) -> rusqlite::Result<BTreeMap<String, u64>> {
+        self.conn
+            .prepare("SELECT outcome, count(*) FROM processed GROUP BY outcome")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    }
+}

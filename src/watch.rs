@@ -1,0 +1,84 @@
+//! File watching: rule and config changes become reload requests; commits to
+//! the store by other processes (`enqueue`) wake the idle daemon.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+
+use crate::daemon::Control;
+
+/// Saves come in bursts (temp file, rename, chmod...): one reload per burst.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Keeps the watchers alive; dropping it stops them.
+pub struct Watches {
+    _rules: Debouncer<RecommendedWatcher, RecommendedCache>,
+    _store: RecommendedWatcher,
+}
+
+/// Watches the config file's directory and the rules directory (the
+/// directories, since editors save by writing a temp file and renaming it)
+/// and the store's directory.
+pub fn start(
+    config_file: &Path,
+    rules_dir: &Path,
+    store_path: &Path,
+    control: &Arc<Control>,
+) -> notify::Result<Watches> {
+    let c = Arc::clone(control);
+    let mut rules = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
+        match result {
+            Ok(events) if events.iter().all(|e| e.kind.is_access()) => return,
+            Ok(_) => {}
+            // A watcher error or an overflow may hide a change: reload all.
+            Err(errors) => tracing::warn!("file watcher error, reloading: {errors:?}"),
+        }
+        c.request_reload();
+    })?;
+    rules.watch(directory_of(config_file), RecursiveMode::NonRecursive)?;
+    rules.watch(rules_dir, RecursiveMode::Recursive)?;
+
+    let c = Arc::clone(control);
+    let db_name = store_path.file_name().map(|n| n.to_os_string());
+    let mut store = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+        let ours = match &result {
+            Ok(event) => {
+                !event.kind.is_access()
+                    && event.paths.iter().any(|p| {
+                        let name = p.file_name().map(|n| n.to_string_lossy().to_string());
+                        match (&name, &db_name) {
+                            (Some(name), Some(db)) => name.starts_with(&*db.to_string_lossy()),
+                            _ => false,
+                        }
+                    })
+            }
+            Err(_) => true,
+        };
+        if ours {
+            c.wake();
+        }
+    })?;
+    store.watch(&directory_of(store_path), RecursiveMode::NonRecursive)?;
+    Ok(Watches {
+        _rules: rules,
+        _store: store,
+    })
+}
+
+fn directory_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl Control {
+    pub fn request_reload(&self) {
+        self.reload.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+}
