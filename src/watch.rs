@@ -1,5 +1,6 @@
-//! File watching: rule and config changes become reload requests; commits to
-//! the store by other processes (`enqueue`) wake the idle daemon.
+//! File watching: rule and config changes become reload requests; the
+//! store's doorbell, rung by `enqueue` after each commit, wakes the idle
+//! daemon.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -10,6 +11,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
 use crate::daemon::Control;
+use crate::store::doorbell_path;
 
 /// Saves come in bursts (temp file, rename, chmod...): one reload per burst.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -43,26 +45,22 @@ pub fn start(
     rules.watch(rules_dir, RecursiveMode::Recursive)?;
 
     let c = Arc::clone(control);
-    let db_name = store_path.file_name().map(|n| n.to_os_string());
+    let doorbell = doorbell_path(store_path);
+    let doorbell_name = doorbell.file_name().map(|n| n.to_os_string());
     let mut store = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
-        let ours = match &result {
-            Ok(event) => {
-                !event.kind.is_access()
-                    && event.paths.iter().any(|p| {
-                        let name = p.file_name().map(|n| n.to_string_lossy().to_string());
-                        match (&name, &db_name) {
-                            (Some(name), Some(db)) => name.starts_with(&*db.to_string_lossy()),
-                            _ => false,
-                        }
-                    })
-            }
+        let rung = match &result {
+            Ok(event) => event
+                .paths
+                .iter()
+                .any(|p| p.file_name().map(|n| n.to_os_string()) == doorbell_name),
             Err(_) => true,
         };
-        if ours {
+        if rung {
             c.wake();
         }
     })?;
-    store.watch(&directory_of(store_path), RecursiveMode::NonRecursive)?;
+    // The directory, not the file: it may not exist yet.
+    store.watch(&directory_of(&doorbell), RecursiveMode::NonRecursive)?;
     Ok(Watches {
         _rules: rules,
         _store: store,

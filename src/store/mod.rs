@@ -9,7 +9,7 @@ mod queue;
 mod schema;
 mod status;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,6 +24,16 @@ pub use status::DaemonStatus;
 /// A connection to the inboxd database.
 pub struct Store {
     conn: Connection,
+    /// The file touched after each enqueue, to wake the daemon (SQLite's
+    /// stand-in for a NOTIFY); `None` for a store in memory.
+    doorbell: Option<PathBuf>,
+}
+
+/// The doorbell file of a database: `<db>.doorbell`.
+pub fn doorbell_path(store_path: &Path) -> PathBuf {
+    let mut name = store_path.as_os_str().to_os_string();
+    name.push(".doorbell");
+    PathBuf::from(name)
 }
 
 /// How long a writer waits for another process's transaction to finish.
@@ -50,7 +60,10 @@ impl Store {
             Ok(conn)
         };
         let conn = open().with_context(|| format!("cannot open the store {}", path.display()))?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            doorbell: Some(doorbell_path(path)),
+        })
     }
 
     /// An empty store in memory, for commands that read a store that does
@@ -59,7 +72,10 @@ impl Store {
         let mut conn = Connection::open_in_memory()?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            doorbell: None,
+        })
     }
 
     /// Starts a write transaction, taking the write lock at once so that it

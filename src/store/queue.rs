@@ -29,11 +29,23 @@ impl Store {
                 .map(drop)
         });
         match result {
-            Ok(()) => self.commit(),
+            Ok(()) => {
+                self.commit()?;
+                self.ring_doorbell();
+                Ok(())
+            }
             Err(e) => {
                 let _ = self.rollback();
                 Err(e)
             }
+        }
+    }
+
+    /// Tells a watching daemon that events were committed. Best effort: a
+    /// daemon that misses it finds the events at its next poll.
+    fn ring_doorbell(&self) {
+        if let Some(path) = &self.doorbell {
+            let _ = std::fs::write(path, b"");
         }
     }
 

@@ -196,3 +196,96 @@ impl Inbox {
         self.write(file, &format!("{existing}\n{pipeline}"));
     }
 }
+
+/// A daemon (`inboxd run`) running in the background; killed on drop.
+pub struct Running {
+    pub child: std::process::Child,
+}
+
+impl Inbox {
+    pub fn start(&self, args: &[&str]) -> Running {
+        let log = std::fs::File::create(self.path("daemon.log")).unwrap();
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"))
+            .current_dir(self.dir.path())
+            .env_remove("INBOXD_CONFIG")
+            .env("RUST_LOG", "info")
+            .arg("run")
+            .args(args)
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let running = Running { child };
+        // Started once it reports itself in the status.
+        wait_until("the daemon to start", || self.status()["running"] == true);
+        running
+    }
+
+    pub fn status(&self) -> Value {
+        let out = self
+            .cmd()
+            .args(["status", "--format", "json"])
+            .assert()
+            .success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    /// The outcome of an event once the running daemon has processed it.
+    pub fn wait_outcome(&self, event: &str) -> (String, Option<String>) {
+        wait_until(&format!("event {event} to be processed"), || {
+            self.outcomes().iter().any(|r| r["id"] == event)
+        });
+        self.outcome(event)
+    }
+}
+
+impl Running {
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the daemon to exit; its exit code.
+    pub fn wait(mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon did not exit"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `done` for up to 20 s (generous: CI machines are slow).
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}

@@ -2,6 +2,7 @@
 //! directory holding a copy of the shipped config and rules.
 
 mod common;
+mod daemon;
 mod dry_run;
 mod input;
 mod model;
