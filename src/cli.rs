@@ -80,6 +80,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Queue failed events again (after the rules are fixed). Idempotency
+    /// holds: an event is never applied twice.
+    Retry {
+        /// The failed events to retry.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        events: Vec<String>,
+        /// Retry every failed event.
+        #[arg(long)]
+        all: bool,
+    },
     /// List processed events with their outcome and reason.
     Events {
         /// Only events with this outcome.

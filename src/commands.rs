@@ -34,6 +34,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export => export(&config),
         Command::Events { outcome, format } => events(&config, outcome, format),
         Command::Status { format } => status(&config, format),
+        Command::Retry { events, all } => retry(&config, &events, all),
     }
 }
 
@@ -219,6 +220,41 @@ fn events(
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    if !config.store_path.exists() {
+        anyhow::bail!(
+            "no failed event: the store {} does not exist yet",
+            config.store_path.display()
+        );
+    }
+    let store = Store::open(&config.store_path, config.synchronous)?;
+    let failed = store.retryable().context("cannot read the failed events")?;
+    let chosen: Vec<&(String, String)> = if all {
+        failed.iter().collect()
+    } else {
+        ids.iter()
+            .map(|id| {
+                failed.iter().find(|(f, _)| f == id).ok_or_else(|| {
+                    anyhow::anyhow!("{id} is not a failed event waiting for a retry (see `inboxd events --outcome failed`)")
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let events = chosen
+        .iter()
+        .map(|(id, body)| {
+            serde_json::from_str::<Event>(body)
+                .with_context(|| format!("failed event {id} cannot be read back"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    store
+        .enqueue(&events, &now_rfc3339())
+        .context("cannot write to the queue")?;
+    eprintln!("queued {} failed event(s) again", events.len());
     Ok(ExitCode::SUCCESS)
 }
 

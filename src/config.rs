@@ -232,4 +232,20 @@ mod tests {
         let err = parse("[pipeline]\nstages = [{id=\"a\"},{id=\"a\"}]\n").unwrap_err();
         assert!(err.message.contains("twice"), "{err}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_config_text_never_panics(text in "\\PC*") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn toml_shaped_noise_never_panics(
+            table in proptest::sample::select(vec!["store", "rules", "pipeline", "settings", "x"]),
+            key in "[a-z_]{1,20}",
+            value in "(\"[a-z./]{0,8}\"|[0-9]{1,3}|true|\\[\\]|\\[\\{id=\"a\"\\}\\])",
+        ) {
+            let _ = parse(&format!("[{table}]\n{key} = {value}\n"));
+        }
+    }
 }

@@ -2,9 +2,11 @@
 //! derived events, outcome — all inside the caller's transaction, under a
 //! savepoint, so that nothing of a failed or rejected event stays.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::time::Instant;
 
 use rhai::{Dynamic, Engine};
 
@@ -12,7 +14,7 @@ use crate::apply::{apply, Mode, Stop};
 use crate::event::{now_rfc3339, Event};
 use crate::report::{Firing, Outcome, Report};
 use crate::ruleset::{script_scope, Rule, RuleSet};
-use crate::script::{describe, sandboxed_engine};
+use crate::script::{describe, sandboxed_engine, with_time_limit};
 use crate::store::{Queued, Recorded, Store};
 use crate::unit::{Pending, Unit};
 use crate::working::{Cause, Working};
@@ -22,21 +24,33 @@ pub struct Processor {
     store: Rc<Store>,
     rules: RuleSet,
     scripts: Engine,
+    /// When the running script started, for the time limit.
+    clock: Rc<Cell<Instant>>,
     unit: Rc<RefCell<Unit>>,
 }
 
 impl Processor {
+    /// Runs script code with the clock started, turning a panic inside the
+    /// scripting engine into a failed event instead of a dead daemon.
+    fn guarded<T>(&self, rule: &Rule, run: impl FnOnce() -> T) -> Result<T, Stop> {
+        self.clock.set(Instant::now());
+        std::panic::catch_unwind(AssertUnwindSafe(run))
+            .map_err(|_| Stop::Failed(format!("rule {}: the script engine panicked", rule.name())))
+    }
+
     pub fn new(store: Rc<Store>, rules: RuleSet) -> Self {
         let unit = Rc::new(RefCell::new(Unit::new(
             Working::new(Rc::clone(&store)),
             rules.config.stages.clone(),
         )));
         let mut scripts = sandboxed_engine();
+        let clock = with_time_limit(&mut scripts);
         crate::api::register(&mut scripts, &unit);
         Processor {
             store,
             rules,
             scripts,
+            clock,
             unit,
         }
     }
@@ -192,17 +206,19 @@ impl Processor {
             return Ok(true);
         };
         let mut scope = script_scope(event.clone(), self.rules.settings.clone());
-        self.scripts
-            .eval_ast_with_scope::<bool>(&mut scope, condition)
-            .map_err(|e| {
-                Stop::Failed(format!(
-                    "rule {}: condition `when` in {}:{}: {}",
-                    rule.name(),
-                    rule.decl.file.display(),
-                    rule.decl.when_line,
-                    describe(*e)
-                ))
-            })
+        self.guarded(rule, || {
+            self.scripts
+                .eval_ast_with_scope::<bool>(&mut scope, condition)
+        })?
+        .map_err(|e| {
+            Stop::Failed(format!(
+                "rule {}: condition `when` in {}:{}: {}",
+                rule.name(),
+                rule.decl.file.display(),
+                rule.decl.when_line,
+                describe(*e)
+            ))
+        })
     }
 
     /// Runs one rule for one event; returns the events its actions derived.
@@ -215,7 +231,9 @@ impl Processor {
     ) -> Result<Vec<Pending>, Stop> {
         self.unit.borrow_mut().begin_firing(rule.name(), pending);
         let mut scope = script_scope(event.clone(), self.rules.settings.clone());
-        let result = self.scripts.run_ast_with_scope(&mut scope, &rule.script);
+        let result = self.guarded(rule, || {
+            self.scripts.run_ast_with_scope(&mut scope, &rule.script)
+        });
         let mut unit = self.unit.borrow_mut();
         let (actions, derived) = unit.end_firing();
         fired.push(Firing {
@@ -231,7 +249,7 @@ impl Processor {
         if let Some(reason) = unit.failure.take() {
             return Err(Stop::Failed(format!("rule {}: {reason}", rule.name())));
         }
-        result.map_err(|e| {
+        result?.map_err(|e| {
             Stop::Failed(format!(
                 "rule {}: {}:{}",
                 rule.name(),

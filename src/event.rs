@@ -382,4 +382,29 @@ mod tests {
         let err = parse_batch(text, &stages()).unwrap_err();
         assert!(err.starts_with("line 3: "), "{err}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC*") {
+            let _ = parse_batch(&text, &stages());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = parse_batch(&String::from_utf8_lossy(&bytes), &stages());
+        }
+
+        #[test]
+        fn json_shaped_noise_never_panics(
+            id in proptest::option::of("[a-z0-9]{0,3}"),
+            kind in proptest::sample::select(EVENT_TYPES.to_vec()),
+            fields in proptest::collection::btree_map("[a-z_]{1,12}", "(null|true|1|\"x\"|\\{\\}|\\[\\])", 0..6),
+        ) {
+            let mut text = format!("{{\"type\":\"{kind}\"");
+            if let Some(id) = id { text += &format!(",\"id\":\"{id}\""); }
+            for (k, v) in fields { text += &format!(",\"{k}\":{v}"); }
+            text += "}";
+            let _ = Event::parse(&text, &stages());
+        }
+    }
 }

@@ -200,4 +200,23 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert!(problems[0].message.contains("when_"), "{problems:?}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_pipeline_text_never_panics(text in "\\PC*") {
+            let _ = parse_text(&text);
+        }
+
+        #[test]
+        fn rule_shaped_noise_never_panics(
+            name in "\\PC{0,8}",
+            on in "\\PC{0,20}",
+            script in "\\PC{0,20}",
+        ) {
+            let text = format!(
+                "[[rule]]\nname = {name:?}\non = [{on:?}]\nscript = {script:?}\n"
+            );
+            let _ = parse_text(&text);
+        }
+    }
 }

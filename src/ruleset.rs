@@ -148,12 +148,27 @@ impl RuleFiles {
             scripts: Vec::new(),
         };
         let mut problems = Vec::new();
+        let root = std::fs::canonicalize(dir).map_err(unreadable)?;
         for path in paths {
             let list = match path.extension().and_then(|e| e.to_str()) {
                 Some("toml") => &mut files.pipelines,
                 Some("rhai") => &mut files.scripts,
                 _ => continue,
             };
+            match std::fs::canonicalize(&path) {
+                Ok(real) if real.starts_with(&root) => {}
+                Ok(_) => {
+                    problems.push(Diagnostic::file(
+                        &path,
+                        "is a link that leads outside the rules directory; rules must live in it",
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(Diagnostic::file(&path, format!("cannot read: {e}")));
+                    continue;
+                }
+            }
             match std::fs::read_to_string(&path) {
                 Ok(text) => list.push((path, text)),
                 Err(e) => problems.push(Diagnostic::file(&path, format!("cannot read: {e}"))),

@@ -2,7 +2,11 @@
 //! rules, with every limit set explicitly (the defaults differ between debug
 //! and release builds) and no way out to files, modules or the network.
 
-use rhai::{Engine, EvalAltResult};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use rhai::{Dynamic, Engine, EvalAltResult};
 
 /// Limits of one script run. A script that reaches one fails its event.
 pub mod limits {
@@ -16,6 +20,28 @@ pub mod limits {
     pub const MAX_MAP_SIZE: usize = 10_000;
     pub const MAX_VARIABLES: usize = 1_000;
     pub const MAX_FUNCTIONS: usize = 256;
+    /// Operations differ in cost (a string operation on 64 KiB is far dearer
+    /// than an addition), so wall-clock time is bounded too.
+    pub const MAX_RUN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+}
+
+/// Bounds the wall-clock time of each run of `engine`: the returned clock
+/// must be reset with `Instant::now()` before each run.
+pub fn with_time_limit(engine: &mut Engine) -> Rc<Cell<Instant>> {
+    let started = Rc::new(Cell::new(Instant::now()));
+    let clock = Rc::clone(&started);
+    engine.on_progress(move |operations| {
+        // Reading the clock costs more than an operation: look now and then.
+        if operations % 1024 == 0 && clock.get().elapsed() > limits::MAX_RUN_TIME {
+            let limit = limits::MAX_RUN_TIME.as_secs();
+            Some(Dynamic::from(format!(
+                "the script ran longer than {limit} s"
+            )))
+        } else {
+            None
+        }
+    });
+    started
 }
 
 /// An engine with the sandbox set, and nothing of the inbox API yet.
@@ -44,8 +70,11 @@ pub fn sandboxed_engine() -> Engine {
 pub fn describe(mut error: EvalAltResult) -> String {
     let position = error.position();
     error.clear_position();
-    let bare = error;
-    let message = one_line(&bare.to_string());
+    let message = match &error {
+        // Rhai prints "Script terminated" without the reason we gave it.
+        EvalAltResult::ErrorTerminated(reason, _) => reason.to_string(),
+        other => one_line(&other.to_string()),
+    };
     match (position.line(), position.position()) {
         (Some(line), Some(column)) => format!("{line}:{column}: {message}"),
         (Some(line), None) => format!("{line}: {message}"),

@@ -7,4 +7,5 @@ mod dry_run;
 mod input;
 mod model;
 mod policies;
+mod reliability;
 mod rules;

@@ -28,7 +28,7 @@ struct Tick {
 }
 
 #[derive(Default)]
-struct Model {
+pub struct Model {
     convs: BTreeMap<String, Conv>,
     tickets: BTreeMap<String, Tick>,
     blocked: BTreeSet<String>,
@@ -43,7 +43,7 @@ fn closed_stage(status: &str) -> bool {
 type Outcome = Result<(), String>;
 
 impl Model {
-    fn apply(&mut self, e: &Value) {
+    pub fn apply(&mut self, e: &Value) {
         let id = e["id"].as_str().unwrap().to_string();
         if self.done.contains(&id) {
             return;
@@ -271,7 +271,7 @@ impl Model {
         }
     }
 
-    fn export(&self) -> Value {
+    pub fn export(&self) -> Value {
         json!({
             "tickets": self.tickets.iter().map(|(id, t)| json!({
                 "id": id, "status": t.status, "owner": t.owner, "subject": null,
@@ -298,7 +298,7 @@ fn owner() -> impl Strategy<Value = Value> {
 
 /// One random event; small id pools make collisions, duplicates, unknown
 /// targets and P2 violations common.
-fn event() -> impl Strategy<Value = Value> {
+pub fn event() -> impl Strategy<Value = Value> {
     let conv = || pick(&["c1", "c2", "c3", "c4"]);
     let tick = || pick(&["t1", "t2", "t3"]);
     let status = || pick(&["new", "waiting_on_us", "closed"]);

@@ -1,0 +1,316 @@
+//! Crashes, hostile scripts, failed events, concurrent producers, damaged
+//! databases: nothing lost, nothing applied twice, the daemon goes on.
+
+use predicates::prelude::*;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
+use serde_json::{json, Value};
+
+use crate::common::*;
+use crate::model::{event, Model};
+
+/// A deterministic random event stream.
+fn random_events(count: usize, seed: u8) -> Vec<Value> {
+    let mut runner = TestRunner::new_with_rng(
+        Default::default(),
+        proptest::test_runner::TestRng::from_seed(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+            &[seed; 32],
+        ),
+    );
+    let strategy = proptest::collection::vec(event(), count);
+    strategy.new_tree(&mut runner).unwrap().current()
+}
+
+fn integrity_check(inbox: &Inbox) {
+    let db = rusqlite::Connection::open(inbox.path("var/inboxd.db")).unwrap();
+    let result: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(result, "ok");
+}
+
+/// `INBOXD_CRASH_ROUNDS` raises the number of kills for a long run.
+fn crash_rounds() -> usize {
+    std::env::var("INBOXD_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+}
+
+#[test]
+fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
+    let events = random_events(1500, 7);
+    let inbox = Inbox::new();
+    inbox.enqueue(&lines(&events));
+    for round in 0..crash_rounds() {
+        let daemon = inbox.start(&[]);
+        std::thread::sleep(std::time::Duration::from_millis(
+            5 + (round as u64 * 37) % 60,
+        ));
+        daemon.signal("KILL");
+        daemon.wait();
+        integrity_check(&inbox);
+    }
+    inbox.drain();
+    let mut model = Model::default();
+    for e in &events {
+        model.apply(e);
+    }
+    assert_eq!(inbox.export(), model.export());
+    // Every queued event was processed exactly once.
+    assert_eq!(inbox.outcomes().len(), events.len());
+    integrity_check(&inbox);
+}
+
+#[test]
+fn killing_enqueue_mid_batch_queues_all_or_nothing() {
+    let count = 100_000;
+    let events: Vec<Value> = (0..count)
+        .map(|i| conversation_created(&format!("e{i}"), &format!("c{i}")))
+        .collect();
+    let inbox = Inbox::new();
+    inbox.write("big.jsonl", &lines(&events));
+    inbox.enqueue(""); // create the store first
+    for delay in [20u64, 150, 400, 900] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"))
+            .current_dir(inbox.path(""))
+            .args(["enqueue", "big.jsonl"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let queued = inbox.status()["queued"].as_u64().unwrap();
+        assert!(
+            queued % count == 0,
+            "{queued} events queued after a kill at {delay} ms"
+        );
+    }
+    integrity_check(&inbox);
+}
+
+#[test]
+fn hostile_scripts_fail_their_event_within_bounds() {
+    let cases = [
+        (
+            "map",
+            "let m = #{}; let i = 0; loop { m[\"k\" + i] = i; i += 1; }\n",
+            "h.rhai:1:",
+        ),
+        ("import", "import \"/etc/passwd\" as p;\n", "modules"),
+        ("env", "let home = env(\"HOME\");\n", "Function not found"),
+        (
+            "file",
+            "let f = open_file(\"/etc/passwd\");\n",
+            "Function not found",
+        ),
+        (
+            "slow",
+            "let s = \"x\"; for i in 0..15 { s += s; }\nloop { let t = s + \"y\"; }\n",
+            "longer than 2 s",
+        ),
+    ];
+    for (name, script, expected) in cases {
+        let inbox = Inbox::new();
+        inbox.add_rule("h", "conversation.created", script);
+        inbox.send(&[
+            conversation_created("e1", "c1"),
+            ticket_created("e2", "T", "c1"),
+        ]);
+        let (outcome, reason) = inbox.outcome("e1");
+        assert_eq!(outcome, "failed", "{name}");
+        let reason = reason.unwrap();
+        assert!(
+            reason.contains("rule h: ") && reason.contains(expected),
+            "{name}: {reason}"
+        );
+        // The daemon went on with the next event.
+        assert_eq!(inbox.outcome("e2").0, "rejected", "{name}");
+    }
+}
+
+#[test]
+fn scripts_that_break_compile_time_limits_are_refused_by_validate() {
+    let nested = format!("let x = {}1{};\n", "(".repeat(300), ")".repeat(300));
+    let many_functions: String = (0..300).map(|i| format!("fn f{i}() {{ {i} }}\n")).collect();
+    for (name, script) in [
+        ("nested", nested),
+        ("eval", "eval(\"1\");\n".to_string()),
+        ("functions", many_functions),
+    ] {
+        let inbox = Inbox::new();
+        inbox.add_rule("h", "conversation.created", &script);
+        inbox
+            .cmd()
+            .arg("validate")
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("h.rhai:"));
+        let _ = name;
+    }
+}
+
+#[test]
+fn a_script_linked_from_outside_the_rules_directory_is_refused() {
+    let inbox = Inbox::new();
+    inbox.write("outside.rhai", "reject(\"escaped\");\n");
+    std::os::unix::fs::symlink(inbox.path("outside.rhai"), inbox.path("rules/evil.rhai")).unwrap();
+    inbox
+        .cmd()
+        .arg("validate")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "evil.rhai: is a link that leads outside the rules directory",
+        ));
+}
+
+#[test]
+fn failed_events_can_be_retried_once_the_rules_are_fixed() {
+    let inbox = Inbox::new();
+    inbox.add_rule("broken", "conversation.owner_changed", "throw \"bug\";\n");
+    inbox.send(&[
+        conversation_created("e1", "c1"),
+        ev(
+            "e2",
+            "conversation.owner_changed",
+            json!({"conversation": "c1", "owner": "ann"}),
+        ),
+        ev(
+            "e3",
+            "conversation.owner_changed",
+            json!({"conversation": "c1", "owner": "bob"}),
+        ),
+    ]);
+    inbox
+        .cmd()
+        .args(["events", "--outcome", "failed"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("e2").and(predicate::str::contains("bug")));
+    inbox
+        .cmd()
+        .args(["retry", "e1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("e1 is not a failed event"));
+
+    inbox.write("rules/broken.rhai", "");
+    inbox.cmd().args(["retry", "e2"]).assert().success();
+    inbox.drain();
+    assert_eq!(inbox.outcome("e2").0, "applied");
+    assert_eq!(inbox.conversation("c1")["owner"], "ann");
+    inbox.cmd().args(["retry", "--all"]).assert().success();
+    inbox.cmd().args(["retry", "--all"]).assert().success(); // nothing twice
+    inbox.drain();
+    assert_eq!(inbox.outcome("e3").0, "applied");
+    assert_eq!(inbox.conversation("c1")["owner"], "bob");
+    // Retrying an applied event is refused; nothing is applied twice.
+    inbox.cmd().args(["retry", "e2"]).assert().failure();
+    let applied = inbox
+        .outcomes()
+        .iter()
+        .filter(|r| r["outcome"] == "applied")
+        .count();
+    assert_eq!(applied, 3);
+}
+
+#[test]
+fn concurrent_producers_lose_nothing_and_keep_their_order() {
+    let inbox = Inbox::new();
+    let _daemon = inbox.start(&[]);
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let dir = inbox.path("");
+            std::thread::spawn(move || {
+                let bin = assert_cmd::cargo::cargo_bin("inboxd");
+                let mut batches = vec![lines(&[conversation_created(
+                    &format!("p{p}-0"),
+                    &format!("c{p}"),
+                )])];
+                for b in 0..10 {
+                    let batch: Vec<Value> = (0..5)
+                        .map(|i| {
+                            let n = b * 5 + i + 1;
+                            ev(
+                                &format!("p{p}-{n}"),
+                                "conversation.owner_changed",
+                                json!({"conversation": format!("c{p}"), "owner": format!("o{n}")}),
+                            )
+                        })
+                        .collect();
+                    batches.push(lines(&batch));
+                }
+                for batch in batches {
+                    let out = std::process::Command::new(&bin)
+                        .current_dir(&dir)
+                        .arg("enqueue")
+                        .stdin(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .and_then(|mut child| {
+                            use std::io::Write;
+                            child.stdin.take().unwrap().write_all(batch.as_bytes())?;
+                            child.wait_with_output()
+                        })
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    wait_until("every event", || inbox.outcomes().len() == 4 * 51);
+    for p in 0..4 {
+        assert_eq!(inbox.conversation(&format!("c{p}"))["owner"], "o50");
+    }
+    assert!(inbox.outcomes().iter().all(|r| r["outcome"] == "applied"));
+}
+
+#[test]
+fn a_damaged_database_is_a_clear_error_not_a_crash() {
+    let inbox = Inbox::new();
+    inbox.send(&[conversation_created("e1", "c1")]);
+    let db = inbox.path("var/inboxd.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in bytes.iter_mut().take(100) {
+        *b = 0x5a;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    for args in [&["run", "--drain"][..], &["export"], &["enqueue", "-"]] {
+        let out = inbox
+            .cmd()
+            .args(args)
+            .write_stdin("")
+            .assert()
+            .failure()
+            .code(1);
+        let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        assert!(stderr.contains("not a database"), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn an_unusable_store_directory_is_a_clear_error() {
+    let inbox = Inbox::new();
+    inbox.write("blocker", "a file where a directory should be");
+    let config = inbox
+        .read("config/inboxd.toml")
+        .replace("../var/inboxd.db", "../blocker/inboxd.db");
+    inbox.write("config/inboxd.toml", &config);
+    inbox
+        .cmd()
+        .args(["run", "--drain"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("blocker"));
+}
