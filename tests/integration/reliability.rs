@@ -84,7 +84,7 @@ fn killing_enqueue_mid_batch_queues_all_or_nothing() {
         child.wait().unwrap();
         let queued = inbox.status()["queued"].as_u64().unwrap();
         assert!(
-            queued % count == 0,
+            queued.is_multiple_of(count),
             "{queued} events queued after a kill at {delay} ms"
         );
     }
