@@ -90,6 +90,31 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Measure throughput (against the bare-SQLite ceiling), latency and
+    /// memory on a generated workload with the configured rules, in a
+    /// scratch directory.
+    Bench {
+        /// Events in the workload.
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        /// Seed of the workload.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Conversations (each with a ticket) in the store before the run.
+        #[arg(long, default_value_t = 0)]
+        preload: usize,
+        /// SQLite durability for the run.
+        #[arg(long, value_enum, default_value_t = BenchSync::Full)]
+        synchronous: BenchSync,
+        /// Also measure enqueue -> applied latency at this many events/s.
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Also measure file saved -> rules live, this many times.
+        #[arg(long, default_value_t = 0)]
+        reloads: usize,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// List processed events with their outcome and reason.
     Events {
         /// Only events with this outcome.
@@ -104,6 +129,12 @@ pub enum Command {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchSync {
+    Full,
+    Normal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

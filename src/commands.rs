@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command, Format, OutcomeFilter};
+use crate::cli::{BenchSync, Cli, Command, Format, OutcomeFilter};
 use crate::config::Config;
 use crate::daemon::{self, Control, Daemon};
 use crate::engine::Processor;
@@ -35,6 +35,33 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events { outcome, format } => events(&config, outcome, format),
         Command::Status { format } => status(&config, format),
         Command::Retry { events, all } => retry(&config, &events, all),
+        Command::Bench {
+            events,
+            seed,
+            preload,
+            synchronous,
+            rate,
+            reloads,
+            format,
+        } => {
+            let options = crate::bench::Options {
+                events,
+                seed,
+                preload,
+                synchronous: match synchronous {
+                    BenchSync::Full => crate::config::Synchronous::Full,
+                    BenchSync::Normal => crate::config::Synchronous::Normal,
+                },
+                rate,
+                reloads,
+            };
+            let figures = crate::bench::run(&config, &options)?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&figures)?),
+                Format::Text => print!("{}", figures.to_text()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

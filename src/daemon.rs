@@ -89,6 +89,11 @@ impl Daemon {
     /// Loads the rules, takes the database's daemon lock and opens it.
     pub fn start(config_file: PathBuf) -> anyhow::Result<Daemon> {
         let rules = load(&config_file, None)?;
+        Daemon::with_rules(config_file, rules)
+    }
+
+    /// A daemon on rules already loaded from `config_file`.
+    pub fn with_rules(config_file: PathBuf, rules: RuleSet) -> anyhow::Result<Daemon> {
         let store_path = rules.config.store_path.clone();
         if let Some(dir) = store_path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod apply;
+pub mod bench;
 pub mod change;
 pub mod cli;
 pub mod commands;

@@ -120,4 +120,69 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect()
     }
+
+    /// For each applied event, in order, the state rows it wrote, from the
+    /// audit trail (for the benchmark's ceiling).
+    pub fn row_writes(&self) -> rusqlite::Result<Vec<Vec<RowWrite>>> {
+        let mut events: Vec<(i64, Vec<RowWrite>)> = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT processed, entity, entity_id, field, after FROM audit ORDER BY processed, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (processed, entity, id, field, after) = row?;
+            if events.last().is_none_or(|(p, _)| *p != processed) {
+                events.push((processed, Vec::new()));
+            }
+            let writes = &mut events.last_mut().expect("pushed above").1;
+            let write = match (entity.as_str(), field.as_str()) {
+                ("conversation", "ticket") => {
+                    let ticket: Option<String> =
+                        after.and_then(|a| serde_json::from_str(&a).ok());
+                    ticket.map(|ticket| RowWrite::Association { ticket, conversation: id })
+                }
+                ("conversation", _) => Some(RowWrite::Conversation(id)),
+                ("ticket", _) => Some(RowWrite::Ticket(id)),
+                _ => Some(RowWrite::Block(id)),
+            };
+            if let Some(write) = write.filter(|w| !writes.contains(w)) {
+                writes.push(write);
+            }
+        }
+        for (_, writes) in &mut events {
+            // Tickets, then conversations, then what links them.
+            writes.sort_by_key(|w| match w {
+                RowWrite::Ticket(_) => 0,
+                RowWrite::Conversation(_) => 1,
+                RowWrite::Association { .. } => 2,
+                RowWrite::Block(_) => 3,
+            });
+        }
+        Ok(events.into_iter().map(|(_, w)| w).collect())
+    }
+
+    /// Enqueue time and processing time of every processed event.
+    pub fn enqueue_and_processed_times(&self) -> rusqlite::Result<Vec<(String, String)>> {
+        self.conn
+            .prepare("SELECT json_extract(body, '$.at'), processed_at FROM processed ORDER BY seq")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    }
+}
+
+/// A state row written by an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowWrite {
+    Conversation(String),
+    Ticket(String),
+    Association { ticket: String, conversation: String },
+    Block(String),
 }

@@ -30,20 +30,21 @@ fn integrity_check(inbox: &Inbox) {
     assert_eq!(result, "ok");
 }
 
-/// `INBOXD_CRASH_ROUNDS` raises the number of kills for a long run.
-fn crash_rounds() -> usize {
-    std::env::var("INBOXD_CRASH_ROUNDS")
+/// `INBOXD_CRASH_ROUNDS` and `INBOXD_CRASH_EVENTS` raise the number of
+/// kills and events for a long run (docs/RELIABILITY.md).
+fn from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(6)
+        .unwrap_or(default)
 }
 
 #[test]
 fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
-    let events = random_events(1500, 7);
+    let events = random_events(from_env("INBOXD_CRASH_EVENTS", 1500), 7);
     let inbox = Inbox::new();
     inbox.enqueue(&lines(&events));
-    for round in 0..crash_rounds() {
+    for round in 0..from_env("INBOXD_CRASH_ROUNDS", 6) {
         let daemon = inbox.start(&[]);
         std::thread::sleep(std::time::Duration::from_millis(
             5 + (round as u64 * 37) % 60,
@@ -58,6 +59,11 @@ fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
         model.apply(e);
     }
     assert_eq!(inbox.export(), model.export());
+    eprintln!(
+        "crash run: {} events, {} kills, 0 mismatches",
+        events.len(),
+        from_env("INBOXD_CRASH_ROUNDS", 6)
+    );
     // Every queued event was processed exactly once.
     assert_eq!(inbox.outcomes().len(), events.len());
     integrity_check(&inbox);

@@ -1,0 +1,375 @@
+//! `inboxd bench`: the real queue → engine → store path on a generated
+//! workload with the shipped rules, next to the ceiling of the bare SQLite
+//! writes that the same workload causes. Method and figures: docs/PERFORMANCE.md.
+
+mod ceiling;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::config::{Config, Synchronous};
+use crate::daemon::{Control, Daemon};
+use crate::event::{now_rfc3339, parse_time, Event, EventKind};
+use crate::ruleset::RuleSet;
+use crate::state::{Conversation, Ticket};
+use crate::store::Store;
+
+pub use workload::Workload;
+
+/// What to measure.
+pub struct Options {
+    pub events: usize,
+    pub seed: u64,
+    /// Conversations (each with a ticket) in the store before the run.
+    pub preload: usize,
+    pub synchronous: Synchronous,
+    /// Also measure enqueue → applied latency at this many events/s.
+    pub rate: Option<u32>,
+    /// Also measure file saved → new rules live, this many times.
+    pub reloads: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    pub events: usize,
+    pub preloaded: usize,
+    pub synchronous: String,
+    pub enqueue_per_s: f64,
+    pub processed_per_s: f64,
+    pub ceiling_per_s: f64,
+    pub ratio_to_ceiling: f64,
+    pub close_10k_ticket_ms: f64,
+    pub peak_memory_mb: f64,
+    pub latency: Option<Latency>,
+    pub reload: Option<Latency>,
+}
+
+/// Percentiles, in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub samples: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(mut samples: Vec<f64>) -> Option<Latency> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Some(Latency {
+            samples: samples.len(),
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        })
+    }
+}
+
+/// A scratch installation: the given rules, copied, and a config of its own.
+struct Scratch {
+    _dir: tempfile::TempDir,
+    config_file: PathBuf,
+    store_path: PathBuf,
+    rules_dir: PathBuf,
+}
+
+impl Scratch {
+    fn new(rules_from: &Path, synchronous: Synchronous, name: &str) -> anyhow::Result<Scratch> {
+        let dir = tempfile::tempdir().context("cannot create a scratch directory")?;
+        let rules_dir = dir.path().join("rules");
+        std::fs::create_dir_all(&rules_dir)?;
+        for entry in std::fs::read_dir(rules_from)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::copy(entry.path(), rules_dir.join(entry.file_name()))?;
+            }
+        }
+        let store_path = dir.path().join(format!("{name}.db"));
+        let config_file = dir.path().join("inboxd.toml");
+        let sync = match synchronous {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        };
+        std::fs::write(
+            &config_file,
+            format!("[store]\npath = \"{name}.db\"\nsynchronous = \"{sync}\"\n\n[rules]\ndir = \"rules\"\n"),
+        )?;
+        Ok(Scratch {
+            _dir: dir,
+            config_file,
+            store_path,
+            rules_dir,
+        })
+    }
+
+    fn daemon(&self) -> anyhow::Result<Daemon> {
+        Daemon::start(self.config_file.clone())
+    }
+}
+
+pub fn run(config_file: &Path, options: &Options) -> anyhow::Result<Figures> {
+    let config = Config::load(config_file)?;
+    let rules_from = config.rules_dir.clone();
+    let events = Workload::new(options.seed).take(options.events);
+
+    let scratch = Scratch::new(&rules_from, options.synchronous, "bench")?;
+    let mut daemon = scratch.daemon()?;
+    let store = Store::open(&scratch.store_path, options.synchronous)?;
+    preload(&store, options.preload)?;
+
+    let started = Instant::now();
+    for chunk in events.chunks(10_000) {
+        store.enqueue(chunk, &now_rfc3339())?;
+    }
+    let enqueue = started.elapsed();
+
+    let started = Instant::now();
+    let processed = daemon.drain(&Control::default())?;
+    let processing = started.elapsed();
+    anyhow::ensure!(processed == events.len(), "processed {processed} of {} events", events.len());
+
+    let ceiling = ceiling::measure(&store, options.synchronous, options.preload)?;
+    drop(daemon);
+
+    let close_10k_ticket_ms = close_big_ticket(&rules_from, options.synchronous)?;
+    let latency = match options.rate {
+        Some(rate) => latency(&rules_from, options, rate)?,
+        None => None,
+    };
+    let reload = if options.reloads > 0 {
+        reload_latency(&rules_from, options)?
+    } else {
+        None
+    };
+    let per_s = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
+    let processed_per_s = per_s(events.len(), processing);
+    let ceiling_per_s = per_s(events.len(), ceiling);
+    Ok(Figures {
+        events: events.len(),
+        preloaded: options.preload,
+        synchronous: options.synchronous.pragma().to_lowercase(),
+        enqueue_per_s: per_s(events.len(), enqueue),
+        processed_per_s,
+        ceiling_per_s,
+        ratio_to_ceiling: processed_per_s / ceiling_per_s,
+        close_10k_ticket_ms,
+        peak_memory_mb: peak_memory_mb(),
+        latency,
+        reload,
+    })
+}
+
+/// Conversations `p1..pN`, each with its own ticket, written directly.
+fn preload(store: &Store, count: usize) -> anyhow::Result<()> {
+    for start in (0..count).step_by(50_000) {
+        store.begin()?;
+        for i in start..(start + 50_000).min(count) {
+            let id = format!("p{i}");
+            let ticket = format!("pt{i}");
+            store.put_conversation(&Conversation {
+                owner: Some("agent0".into()),
+                contact: Some(format!("old{i}@example.com")),
+                ..Conversation::new(&id)
+            })?;
+            store.put_ticket(&Ticket {
+                id: ticket.clone(),
+                status: "new".into(),
+                owner: Some("agent0".into()),
+                subject: None,
+                properties: Default::default(),
+                conversations: Vec::new(),
+                deleted: false,
+            })?;
+            store.associate(&ticket, &id)?;
+        }
+        store.commit()?;
+    }
+    Ok(())
+}
+
+/// Closing one ticket that has 10,000 open conversations (P6), in ms.
+fn close_big_ticket(rules_from: &Path, synchronous: Synchronous) -> anyhow::Result<f64> {
+    let scratch = Scratch::new(rules_from, synchronous, "close")?;
+    let mut daemon = scratch.daemon()?;
+    let store = Store::open(&scratch.store_path, synchronous)?;
+    store.begin()?;
+    store.put_ticket(&Ticket {
+        id: "big".into(),
+        status: "new".into(),
+        owner: None,
+        subject: None,
+        properties: Default::default(),
+        conversations: Vec::new(),
+        deleted: false,
+    })?;
+    for i in 0..10_000 {
+        let id = format!("c{i}");
+        store.put_conversation(&Conversation::new(&id))?;
+        store.associate("big", &id)?;
+    }
+    store.commit()?;
+    let close = Event {
+        id: "close".into(),
+        at: None,
+        actor: None,
+        kind: EventKind::TicketStatusChanged {
+            ticket: "big".into(),
+            status: "closed".into(),
+        },
+    };
+    store.enqueue(&[close], &now_rfc3339())?;
+    let started = Instant::now();
+    daemon.drain(&Control::default())?;
+    let elapsed = started.elapsed();
+    let closed = Rc::new(store)
+        .conversation("c9999")?
+        .is_some_and(|c| c.status == crate::state::ConversationStatus::Closed);
+    anyhow::ensure!(closed, "the ticket's conversations were not closed");
+    Ok(elapsed.as_secs_f64() * 1000.0)
+}
+
+/// Enqueue → applied, one event per enqueue at `rate` events/s, with the
+/// daemon running in its own thread and woken by the doorbell.
+fn latency(rules_from: &Path, options: &Options, rate: u32) -> anyhow::Result<Option<Latency>> {
+    let scratch = Scratch::new(rules_from, options.synchronous, "latency")?;
+    let count = options.events.min(rate as usize * 10);
+    let events = Workload::new(options.seed + 1).take(count);
+    let (control, daemon) = spawn_daemon(&scratch)?;
+    let store = Store::open(&scratch.store_path, options.synchronous)?;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = Instant::now();
+    for (i, event) in events.iter().enumerate() {
+        let due = started + interval * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        store.enqueue(std::slice::from_ref(event), &now_rfc3339())?;
+    }
+    while store.queue_depth()? > 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    control.request_stop();
+    daemon.join().map_err(|_| anyhow::anyhow!("the daemon thread panicked"))??;
+    let mut samples = Vec::new();
+    for (at, done) in store.enqueue_and_processed_times()? {
+        let (at, done) = (parse_time(&at)?, parse_time(&done)?);
+        samples.push((done - at).as_seconds_f64() * 1000.0);
+    }
+    Ok(Latency::of(samples))
+}
+
+/// File saved → new rules live, as the daemon's status reports it.
+fn reload_latency(rules_from: &Path, options: &Options) -> anyhow::Result<Option<Latency>> {
+    let scratch = Scratch::new(rules_from, options.synchronous, "reload")?;
+    let (control, daemon) = spawn_daemon(&scratch)?;
+    let store = Store::open(&scratch.store_path, options.synchronous)?;
+    let mut samples = Vec::new();
+    for i in 0..options.reloads {
+        let before = current_ruleset(&store)?;
+        let started = Instant::now();
+        std::fs::write(scratch.rules_dir.join("bench_probe.rhai"), format!("// {i}\n"))?;
+        while current_ruleset(&store)? == before {
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(10), "no reload after 10 s");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        // Let the debounce window close before the next save.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    control.request_stop();
+    daemon.join().map_err(|_| anyhow::anyhow!("the daemon thread panicked"))??;
+    Ok(Latency::of(samples))
+}
+
+fn current_ruleset(store: &Store) -> anyhow::Result<String> {
+    Ok(store.daemon_status()?.map(|s| s.ruleset).unwrap_or_default())
+}
+
+type DaemonThread = std::thread::JoinHandle<anyhow::Result<()>>;
+
+/// `inboxd run` in a thread of this process, watching its files.
+fn spawn_daemon(scratch: &Scratch) -> anyhow::Result<(Arc<Control>, DaemonThread)> {
+    let control = Arc::new(Control::default());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let c = Arc::clone(&control);
+    let config_file = scratch.config_file.clone();
+    let handle = std::thread::spawn(move || -> anyhow::Result<()> {
+        let started = (|| {
+            let daemon = Daemon::start(config_file.clone())?;
+            let rules: &RuleSet = daemon.rules();
+            let watches = crate::watch::start(&config_file, &rules.rules_dir, &rules.config.store_path, &c)?;
+            Ok::<_, anyhow::Error>((daemon, watches))
+        })();
+        match started {
+            Ok((mut daemon, _watches)) => {
+                let _ = ready_tx.send(Ok(()));
+                daemon.run(&c)
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                Ok(())
+            }
+        }
+    });
+    ready_rx.recv().context("the daemon thread ended")??;
+    Ok((control, handle))
+}
+
+/// The process's peak resident memory, from /proc (Linux).
+fn peak_memory_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+impl Figures {
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "events: {} (preloaded conversations: {}), synchronous={}\n\
+             enqueue:            {:>10.0} events/s\n\
+             processed:          {:>10.0} events/s\n\
+             bare SQLite writes: {:>10.0} events/s (ceiling)\n\
+             ratio to ceiling:   {:>10.2}\n\
+             close a ticket with 10,000 conversations: {:.1} ms\n\
+             peak memory:        {:>10.1} MB\n",
+            self.events,
+            self.preloaded,
+            self.synchronous,
+            self.enqueue_per_s,
+            self.processed_per_s,
+            self.ceiling_per_s,
+            self.ratio_to_ceiling,
+            self.close_10k_ticket_ms,
+            self.peak_memory_mb
+        );
+        let line = |name: &str, l: &Latency| {
+            format!(
+                "{name}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)\n",
+                l.p50_ms, l.p99_ms, l.max_ms, l.samples
+            )
+        };
+        if let Some(l) = &self.latency {
+            out += &line("enqueue -> applied", l);
+        }
+        if let Some(l) = &self.reload {
+            out += &line("file saved -> rules live", l);
+        }
+        out
+    }
+}
