@@ -109,6 +109,9 @@ pub enum Command {
         /// Also measure enqueue -> applied latency at this many events/s.
         #[arg(long)]
         rate: Option<u32>,
+        /// Events per enqueue transaction in the latency run.
+        #[arg(long, default_value_t = 1)]
+        producer_batch: usize,
         /// Also measure file saved -> rules live, this many times.
         #[arg(long, default_value_t = 0)]
         reloads: usize,

@@ -41,6 +41,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             preload,
             synchronous,
             rate,
+            producer_batch,
             reloads,
             format,
         } => {
@@ -53,6 +54,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     BenchSync::Normal => crate::config::Synchronous::Normal,
                 },
                 rate,
+                producer_batch,
                 reloads,
             };
             let figures = crate::bench::run(&config, &options)?;

@@ -31,6 +31,8 @@ pub struct Options {
     pub synchronous: Synchronous,
     /// Also measure enqueue → applied latency at this many events/s.
     pub rate: Option<u32>,
+    /// Events per enqueue transaction in the latency run.
+    pub producer_batch: usize,
     /// Also measure file saved → new rules live, this many times.
     pub reloads: usize,
 }
@@ -238,22 +240,24 @@ fn close_big_ticket(rules_from: &Path, synchronous: Synchronous) -> anyhow::Resu
     Ok(elapsed.as_secs_f64() * 1000.0)
 }
 
-/// Enqueue → applied, one event per enqueue at `rate` events/s, with the
-/// daemon running in its own thread and woken by the doorbell.
+/// Enqueue → applied at `rate` events/s, `producer_batch` events per
+/// enqueue, with the daemon running in its own thread and woken by the
+/// doorbell.
 fn latency(rules_from: &Path, options: &Options, rate: u32) -> anyhow::Result<Option<Latency>> {
     let scratch = Scratch::new(rules_from, options.synchronous, "latency")?;
     let count = options.events.min(rate as usize * 10);
     let events = Workload::new(options.seed + 1).take(count);
     let (control, daemon) = spawn_daemon(&scratch)?;
     let store = Store::open(&scratch.store_path, options.synchronous)?;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let batch = options.producer_batch.max(1);
+    let interval = Duration::from_secs_f64(batch as f64 / rate as f64);
     let started = Instant::now();
-    for (i, event) in events.iter().enumerate() {
+    for (i, events) in events.chunks(batch).enumerate() {
         let due = started + interval * i as u32;
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        store.enqueue(std::slice::from_ref(event), &now_rfc3339())?;
+        store.enqueue(events, &now_rfc3339())?;
     }
     while store.queue_depth()? > 0 {
         std::thread::sleep(Duration::from_millis(10));

@@ -79,7 +79,6 @@ CREATE TABLE audit (
     ruleset   TEXT NOT NULL
 );
 CREATE INDEX audit_by_entity ON audit(entity, entity_id);
-CREATE INDEX audit_by_event ON audit(event_id);
 "#,
     r#"
 -- What the running daemon reports about itself, for `inboxd status`.
