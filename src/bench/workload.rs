@@ -86,7 +86,9 @@ impl Workload {
                 }
             }
             400..450 => {
-                let other = self.live[self.rng.random_range(0..self.live.len())].ticket.clone();
+                let other = self.live[self.rng.random_range(0..self.live.len())]
+                    .ticket
+                    .clone();
                 match (ticket, other) {
                     (None, Some(other)) => {
                         self.live[i].ticket = Some(other.clone());
@@ -144,7 +146,10 @@ impl Workload {
             conversation,
             inbox: Some("support".into()),
             channel: Some("email".into()),
-            contact: Some(format!("contact{}@example.com", self.rng.random_range(0..CONTACTS))),
+            contact: Some(format!(
+                "contact{}@example.com",
+                self.rng.random_range(0..CONTACTS)
+            )),
             subject: Some("Help".into()),
             owner: None,
         }
@@ -166,7 +171,14 @@ mod tests {
     #[test]
     fn the_mix_has_every_kind_of_change() {
         let events = Workload::new(1).take(5_000);
-        for t in ["conversation.created", "ticket.created", "ticket.associated", "ticket.status_changed", "conversation.trashed", "ticket.deleted"] {
+        for t in [
+            "conversation.created",
+            "ticket.created",
+            "ticket.associated",
+            "ticket.status_changed",
+            "conversation.trashed",
+            "ticket.deleted",
+        ] {
             assert!(events.iter().any(|e| e.type_name() == t), "no {t}");
         }
     }

@@ -145,9 +145,11 @@ impl Store {
             let writes = &mut events.last_mut().expect("pushed above").1;
             let write = match (entity.as_str(), field.as_str()) {
                 ("conversation", "ticket") => {
-                    let ticket: Option<String> =
-                        after.and_then(|a| serde_json::from_str(&a).ok());
-                    ticket.map(|ticket| RowWrite::Association { ticket, conversation: id })
+                    let ticket: Option<String> = after.and_then(|a| serde_json::from_str(&a).ok());
+                    ticket.map(|ticket| RowWrite::Association {
+                        ticket,
+                        conversation: id,
+                    })
                 }
                 ("conversation", _) => Some(RowWrite::Conversation(id)),
                 ("ticket", _) => Some(RowWrite::Ticket(id)),
@@ -183,6 +185,9 @@ impl Store {
 pub enum RowWrite {
     Conversation(String),
     Ticket(String),
-    Association { ticket: String, conversation: String },
+    Association {
+        ticket: String,
+        conversation: String,
+    },
     Block(String),
 }
