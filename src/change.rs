@@ -35,6 +35,8 @@ pub struct Change {
     pub event: String,
     /// The rule whose action made it; `None` for the original event.
     pub rule: Option<String>,
+    /// The events and rules that led to it: `e6 → cascade-close → e6/1`.
+    pub chain: String,
 }
 
 /// The changes between two versions of a record, field by field; maps are

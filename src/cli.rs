@@ -118,6 +118,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Why a conversation or ticket is as it is (its history of changes, each
+    /// with its event, rule, chain of events and ruleset), or what an event did.
+    Explain {
+        #[arg(value_enum)]
+        subject: crate::explain::Subject,
+        id: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// List processed events with their outcome and reason.
     Events {
         /// Only events with this outcome.

@@ -35,6 +35,20 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events { outcome, format } => events(&config, outcome, format),
         Command::Status { format } => status(&config, format),
         Command::Retry { events, all } => retry(&config, &events, all),
+        Command::Explain {
+            subject,
+            id,
+            format,
+        } => {
+            let config = Config::load(&config)?;
+            let store = open_for_reading(&config)?;
+            let explanation = crate::explain::explain(&store, subject, &id)?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&explanation)?),
+                Format::Text => print!("{}", explanation.to_text()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             events,
             seed,

@@ -157,6 +157,7 @@ impl Processor {
         let cause = Cause {
             event: event.id.clone(),
             rule: None,
+            chain: event.id.clone(),
         };
         let changed = {
             let unit = &mut *self.unit.borrow_mut();

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod engine;
 pub mod event;
+pub mod explain;
 pub mod export;
 pub mod lock;
 pub mod pipeline;

@@ -26,6 +26,19 @@ pub struct Pending {
     pub previous: BTreeMap<String, Value>,
 }
 
+impl Pending {
+    /// The events and rules that led to this event, and the event itself.
+    pub fn trail(&self) -> String {
+        let mut parts = Vec::new();
+        for (rule, event) in &self.chain {
+            parts.push(event.as_str());
+            parts.push(rule.as_str());
+        }
+        parts.push(&self.id);
+        parts.join(" → ")
+    }
+}
+
 /// The rule running now, and for which event.
 struct Firing {
     rule: String,
@@ -115,6 +128,7 @@ impl Unit {
         let cause = Cause {
             event: id.clone(),
             rule: Some(rule.clone()),
+            chain: format!("{} → {rule} → {id}", firing.event.trail()),
         };
         let mark = self.working.changes().len();
         match apply(&mut self.working, &kind, &self.stages, Mode::Action, &cause) {

@@ -16,6 +16,8 @@ use crate::store::Store;
 pub struct Cause {
     pub event: String,
     pub rule: Option<String>,
+    /// How the event came about: `e6 → cascade-close → e6/1`.
+    pub chain: String,
 }
 
 pub struct Working {
@@ -129,6 +131,7 @@ impl Working {
             after: Value::Bool(true),
             event: cause.event.clone(),
             rule: cause.rule.clone(),
+            chain: cause.chain.clone(),
         });
         Ok(true)
     }
@@ -209,6 +212,7 @@ impl Working {
             after,
             event: cause.event.clone(),
             rule: cause.rule.clone(),
+            chain: cause.chain.clone(),
         });
     }
 }

@@ -64,8 +64,8 @@ impl Store {
             ])?;
         let processed = self.conn.last_insert_rowid();
         let mut audit = self.conn.prepare_cached(
-            "INSERT INTO audit (processed, event_id, cause, rule, entity, entity_id, field, before, after, ruleset)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO audit (processed, event_id, cause, rule, chain, entity, entity_id, field, before, after, ruleset)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         for c in r.changes {
             audit.execute(params![
@@ -73,6 +73,7 @@ impl Store {
                 r.event_id,
                 c.event,
                 c.rule,
+                c.chain,
                 c.entity.as_str(),
                 c.id,
                 c.field,
@@ -86,12 +87,20 @@ impl Store {
 
     /// Processed events in processing order, optionally only one outcome.
     pub fn outcomes(&self, outcome: Option<&str>) -> rusqlite::Result<Vec<OutcomeRow>> {
+        self.outcomes_where(outcome, None)
+    }
+
+    fn outcomes_where(
+        &self,
+        outcome: Option<&str>,
+        event_id: Option<&str>,
+    ) -> rusqlite::Result<Vec<OutcomeRow>> {
         self.conn
             .prepare(
                 "SELECT seq, event_id, type, outcome, reason, ruleset, processed_at FROM processed
-                 WHERE ?1 IS NULL OR outcome = ?1 ORDER BY seq",
+                 WHERE (?1 IS NULL OR outcome = ?1) AND (?2 IS NULL OR event_id = ?2) ORDER BY seq",
             )?
-            .query_map([outcome], |r| {
+            .query_map([outcome, event_id], |r| {
                 Ok(OutcomeRow {
                     seq: r.get(0)?,
                     id: r.get(1)?,
@@ -177,6 +186,79 @@ impl Store {
             .prepare("SELECT json_extract(body, '$.at'), processed_at FROM processed ORDER BY seq")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect()
+    }
+}
+
+/// One audited change, with its event.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    pub processed_at: String,
+    /// The original event.
+    pub event: String,
+    pub event_type: String,
+    /// The event (original or derived) whose application made the change.
+    pub cause: String,
+    pub rule: Option<String>,
+    pub chain: String,
+    pub entity: String,
+    pub id: String,
+    pub field: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    pub ruleset: String,
+}
+
+const AUDIT_SELECT: &str = "SELECT p.processed_at, a.event_id, p.type, a.cause, a.rule, a.chain, \
+     a.entity, a.entity_id, a.field, a.before, a.after, a.ruleset \
+     FROM audit a JOIN processed p ON p.seq = a.processed";
+
+fn audit_row(r: &rusqlite::Row) -> rusqlite::Result<AuditRow> {
+    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        let text: Option<String> = r.get(i)?;
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null))
+    };
+    Ok(AuditRow {
+        processed_at: r.get(0)?,
+        event: r.get(1)?,
+        event_type: r.get(2)?,
+        cause: r.get(3)?,
+        rule: r.get(4)?,
+        chain: r.get(5)?,
+        entity: r.get(6)?,
+        id: r.get(7)?,
+        field: r.get(8)?,
+        before: json(9)?,
+        after: json(10)?,
+        ruleset: r.get(11)?,
+    })
+}
+
+impl Store {
+    /// Every change to one record, oldest first.
+    pub fn history(&self, entity: &str, id: &str) -> rusqlite::Result<Vec<AuditRow>> {
+        self.conn
+            .prepare(&format!(
+                "{AUDIT_SELECT} WHERE a.entity = ?1 AND a.entity_id = ?2 ORDER BY a.id"
+            ))?
+            .query_map([entity, id], audit_row)?
+            .collect()
+    }
+
+    /// Every change made by one event (through its rules too), in order.
+    pub fn changes_of(&self, event_id: &str) -> rusqlite::Result<Vec<AuditRow>> {
+        self.conn
+            .prepare(&format!(
+                "{AUDIT_SELECT} WHERE p.event_id = ?1 ORDER BY a.id"
+            ))?
+            .query_map([event_id], audit_row)?
+            .collect()
+    }
+
+    /// The processed rows of one event id, in order.
+    pub fn outcomes_of(&self, event_id: &str) -> rusqlite::Result<Vec<OutcomeRow>> {
+        self.outcomes_where(None, Some(event_id))
     }
 }
 

@@ -71,6 +71,7 @@ CREATE TABLE audit (
     event_id  TEXT NOT NULL,
     cause     TEXT NOT NULL,
     rule      TEXT,
+    chain     TEXT NOT NULL,
     entity    TEXT NOT NULL,
     entity_id TEXT NOT NULL,
     field     TEXT NOT NULL,
