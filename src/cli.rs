@@ -72,6 +72,27 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
     },
+    /// Run the rule tests of rules/tests/*.toml (or of DIR/tests).
+    Test {
+        /// Only the tests whose name contains this.
+        filter: Option<String>,
+        /// Test the rules of this directory instead of the configured ones.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+    /// Write a working config/ and rules/ (the default policies and their
+    /// tests) into DIR, for a new installation.
+    Init {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
     /// Print the whole state as one JSON document.
     Export,
     /// Show the queue depth, events by outcome, the live ruleset version and

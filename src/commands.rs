@@ -32,6 +32,37 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => dry_run(&config, file.as_deref(), rules.as_deref(), format),
         Command::Validate { rules } => validate(&config, rules.as_deref()),
         Command::Export => export(&config),
+        Command::Init { dir } => {
+            crate::init::init(&dir)?;
+            eprintln!(
+                "wrote config/ and rules/ in {}; try: inboxd --config {} validate",
+                dir.display(),
+                dir.join("config/inboxd.toml").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "inboxd", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { filter, rules } => {
+            let config = Config::load(&config)?;
+            let rules_dir = rules.unwrap_or_else(|| config.rules_dir.clone());
+            let results = crate::ruletest::run(&config, &rules_dir, filter.as_deref())?;
+            print!("{}", crate::ruletest::render(&results));
+            let failed = results.iter().any(|r| r.failure.is_some());
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Events { outcome, format } => events(&config, outcome, format),
         Command::Status { format } => status(&config, format),
         Command::Retry { events, all } => retry(&config, &events, all),
