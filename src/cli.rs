@@ -55,6 +55,10 @@ pub enum Command {
     Enqueue {
         /// The events; `-` or nothing reads standard input.
         file: Option<PathBuf>,
+        /// `inbox`: inbox events, one per line; `hubspot`: HubSpot webhook
+        /// batches, mapped to inbox events (unmapped notifications are listed).
+        #[arg(long, value_enum, default_value_t = InputFormat::Inbox)]
+        format: InputFormat,
     },
     /// Show what events would do against the current state, changing nothing.
     DryRun {
@@ -139,6 +143,27 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Replay the recorded history under candidate rules, on a scratch copy,
+    /// and show every event whose outcome or changes would differ.
+    Replay {
+        /// The candidate rules (default: the configured ones).
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        /// Compare only events processed at or after this position (see `events`).
+        #[arg(long, value_name = "SEQ")]
+        from: Option<i64>,
+        /// Compare only events processed at or before this position.
+        #[arg(long, value_name = "SEQ")]
+        to: Option<i64>,
+        /// Compare only events processed at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Compare only events processed at or before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Why a conversation or ticket is as it is (its history of changes, each
     /// with its event, rule, chain of events and ruleset), or what an event did.
     Explain {
@@ -162,6 +187,12 @@ pub enum Command {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    Inbox,
+    Hubspot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::cli::{BenchSync, Cli, Command, Format, OutcomeFilter};
+use crate::cli::{BenchSync, Cli, Command, Format, InputFormat, OutcomeFilter};
 use crate::config::Config;
 use crate::daemon::{self, Control, Daemon};
 use crate::engine::Processor;
@@ -24,7 +24,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config;
     match cli.command {
         Command::Run { drain, no_watch } => run(config, drain, !no_watch),
-        Command::Enqueue { file } => enqueue(&config, file.as_deref()),
+        Command::Enqueue { file, format } => enqueue(&config, file.as_deref(), format),
         Command::DryRun {
             file,
             rules,
@@ -66,6 +66,29 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events { outcome, format } => events(&config, outcome, format),
         Command::Status { format } => status(&config, format),
         Command::Retry { events, all } => retry(&config, &events, all),
+        Command::Replay {
+            rules,
+            from,
+            to,
+            since,
+            until,
+            format,
+        } => {
+            let candidate = daemon::load(&config, rules.as_deref())?;
+            let store = open_for_reading(&candidate.config)?;
+            let window = crate::replay::Window {
+                from_seq: from,
+                to_seq: to,
+                since,
+                until,
+            };
+            let report = crate::replay::replay(&store, candidate, &window)?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Text => print!("{}", report.to_text()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Explain {
             subject,
             id,
@@ -180,14 +203,29 @@ fn listen_for_signals(control: Arc<Control>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn enqueue(config_file: &Path, file: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn enqueue(
+    config_file: &Path,
+    file: Option<&Path>,
+    format: InputFormat,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     let (name, text) = read_input(file)?;
-    let events = parse_batch(&text, &config.stages).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let events = match format {
+        InputFormat::Inbox => parse_batch(&text, &config.stages),
+        InputFormat::Hubspot => crate::hubspot::map(&text, &config.stages).map(|mapped| {
+            for skipped in &mapped.skipped {
+                eprintln!("skipped {skipped}");
+            }
+            mapped.events
+        }),
+    }
+    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let store = Store::open(&config.store_path, config.synchronous)?;
+    let bar = crate::progress::progress_bar(events.len() as u64, "enqueueing");
     store
-        .enqueue(&events, &now_rfc3339())
+        .enqueue_with(&events, &now_rfc3339(), || bar.inc(1))
         .context("cannot write to the queue")?;
+    bar.finish_and_clear();
     eprintln!("enqueued {} event(s)", events.len());
     Ok(ExitCode::SUCCESS)
 }

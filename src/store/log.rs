@@ -262,6 +262,69 @@ impl Store {
     }
 }
 
+/// One processed event of the history, with the changes it made.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub seq: i64,
+    pub event_id: String,
+    pub body: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub processed_at: String,
+    /// `(entity, id, field, before, after)`, in order.
+    pub changes: Vec<(String, String, String, serde_json::Value, serde_json::Value)>,
+}
+
+impl Store {
+    /// The whole history of processed events, in order, with their changes.
+    pub fn history_log(&self) -> rusqlite::Result<Vec<HistoryEntry>> {
+        let mut entries: Vec<HistoryEntry> = self
+            .conn
+            .prepare(
+                "SELECT seq, event_id, body, outcome, reason, processed_at FROM processed ORDER BY seq",
+            )?
+            .query_map([], |r| {
+                Ok(HistoryEntry {
+                    seq: r.get(0)?,
+                    event_id: r.get(1)?,
+                    body: r.get(2)?,
+                    outcome: r.get(3)?,
+                    reason: r.get(4)?,
+                    processed_at: r.get(5)?,
+                    changes: Vec::new(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let index: std::collections::HashMap<i64, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.seq, i))
+            .collect();
+        let mut stmt = self.conn.prepare(
+            "SELECT processed, entity, entity_id, field, before, after FROM audit ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+                let text: Option<String> = r.get(i)?;
+                Ok(text
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(serde_json::Value::Null))
+            };
+            Ok((
+                r.get::<_, i64>(0)?,
+                (r.get(1)?, r.get(2)?, r.get(3)?, json(4)?, json(5)?),
+            ))
+        })?;
+        for row in rows {
+            let (processed, change) = row?;
+            if let Some(&i) = index.get(&processed) {
+                entries[i].changes.push(change);
+            }
+        }
+        Ok(entries)
+    }
+}
+
 /// A state row written by an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowWrite {

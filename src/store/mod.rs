@@ -17,7 +17,7 @@ use rusqlite::Connection;
 
 use crate::config::Synchronous;
 
-pub use log::{AuditRow, OutcomeRow, Recorded, RowWrite};
+pub use log::{AuditRow, HistoryEntry, OutcomeRow, Recorded, RowWrite};
 pub use queue::Queued;
 pub use status::DaemonStatus;
 

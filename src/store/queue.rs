@@ -17,8 +17,19 @@ pub struct Queued {
 impl Store {
     /// Adds the events at the end of the queue, all or none.
     pub fn enqueue(&self, events: &[Event], now: &str) -> rusqlite::Result<()> {
+        self.enqueue_with(events, now, || {})
+    }
+
+    /// `enqueue`, calling `progress` after each event.
+    pub fn enqueue_with(
+        &self,
+        events: &[Event],
+        now: &str,
+        mut progress: impl FnMut(),
+    ) -> rusqlite::Result<()> {
         self.begin()?;
         let result = events.iter().try_for_each(|event| {
+            progress();
             let mut event = event.clone();
             event.at.get_or_insert_with(|| now.to_string());
             self.conn
