@@ -75,6 +75,8 @@ pub enum Command {
         /// Check the rules of this directory instead of the configured ones.
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Run the rule tests of rules/tests/*.toml (or of DIR/tests).
     Test {
@@ -83,6 +85,8 @@ pub enum Command {
         /// Test the rules of this directory instead of the configured ones.
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Write a working config/ and rules/ (the default policies and their
     /// tests) into DIR, for a new installation.

@@ -30,7 +30,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             rules,
             format,
         } => dry_run(&config, file.as_deref(), rules.as_deref(), format),
-        Command::Validate { rules } => validate(&config, rules.as_deref()),
+        Command::Validate { rules, format } => validate(&config, rules.as_deref(), format),
         Command::Export => export(&config),
         Command::Init { dir } => {
             crate::init::init(&dir)?;
@@ -51,11 +51,18 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Test { filter, rules } => {
+        Command::Test {
+            filter,
+            rules,
+            format,
+        } => {
             let config = Config::load(&config)?;
             let rules_dir = rules.unwrap_or_else(|| config.rules_dir.clone());
             let results = crate::ruletest::run(&config, &rules_dir, filter.as_deref())?;
-            print!("{}", crate::ruletest::render(&results));
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+                Format::Text => print!("{}", crate::ruletest::render(&results)),
+            }
             let failed = results.iter().any(|r| r.failure.is_some());
             Ok(if failed {
                 ExitCode::FAILURE
@@ -264,28 +271,45 @@ fn simulate(store: &Rc<Store>, rules: RuleSet, events: &[Event]) -> anyhow::Resu
     Ok(reports?)
 }
 
-fn validate(config_file: &Path, rules_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let config = match Config::load(config_file) {
-        Ok(config) => config,
-        Err(problem) => {
-            print_problems(&[problem]);
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    match RuleSet::load(config, rules_dir) {
+fn validate(
+    config_file: &Path,
+    rules_dir: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let loaded = Config::load(config_file)
+        .map_err(|problem| vec![problem])
+        .and_then(|config| RuleSet::load(config, rules_dir));
+    if format == Format::Json {
+        let report = match &loaded {
+            Ok(rules) => serde_json::json!({
+                "valid": true,
+                "ruleset": rules.version,
+                "rules": rules.rules.len(),
+                "enabled": rules.rules.iter().filter(|r| r.decl.enabled).count(),
+                "errors": [],
+            }),
+            Err(problems) => serde_json::json!({"valid": false, "errors": problems}),
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    match loaded {
         Ok(rules) => {
-            let enabled = rules.rules.iter().filter(|r| r.decl.enabled).count();
-            println!(
-                "valid: {} rule(s), {enabled} enabled, in {}; ruleset version {}",
-                rules.rules.len(),
-                rules.rules_dir.display(),
-                rules.version
-            );
+            if format == Format::Text {
+                let enabled = rules.rules.iter().filter(|r| r.decl.enabled).count();
+                println!(
+                    "valid: {} rule(s), {enabled} enabled, in {}; ruleset version {}",
+                    rules.rules.len(),
+                    rules.rules_dir.display(),
+                    rules.version
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
-            print_problems(&problems);
-            eprintln!("{} error(s)", problems.len());
+            if format == Format::Text {
+                print_problems(&problems);
+                eprintln!("{} error(s)", problems.len());
+            }
             Ok(ExitCode::FAILURE)
         }
     }

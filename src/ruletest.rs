@@ -78,6 +78,7 @@ struct Expect {
 }
 
 /// One test's result: `None` when it passed, else what differed.
+#[derive(Debug, serde::Serialize)]
 pub struct TestResult {
     pub file: PathBuf,
     pub name: String,

@@ -1,6 +1,7 @@
 //! Integration tests: each drives the real `inboxd` binary in a temporary
 //! directory holding a copy of the shipped config and rules.
 
+mod admin;
 mod common;
 mod daemon;
 mod dry_run;
