@@ -146,6 +146,7 @@ fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode> {
     let control = Arc::new(Control::default());
     let mut daemon = Daemon::start(config.clone())?;
     if drain {
+        daemon.announce()?;
         let done = daemon.drain(&control)?;
         tracing::info!(events = done, "queue drained");
         return Ok(ExitCode::SUCCESS);
@@ -164,6 +165,7 @@ fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    daemon.announce()?;
     daemon.run(&control)?;
     Ok(ExitCode::SUCCESS)
 }

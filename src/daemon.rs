@@ -102,9 +102,6 @@ impl Daemon {
         }
         let lock = DaemonLock::acquire(&store_path)?;
         let store = Rc::new(Store::open(&store_path, rules.config.synchronous)?);
-        store
-            .daemon_started(std::process::id(), &now_rfc3339(), &rules.version)
-            .context("cannot write the daemon status")?;
         tracing::info!(
             ruleset = %rules.version,
             rules = rules.rules.len(),
@@ -122,6 +119,14 @@ impl Daemon {
 
     pub fn rules(&self) -> &RuleSet {
         self.processor.rules()
+    }
+
+    /// Tells `status` the daemon is up; call it once it watches its files,
+    /// so that nothing saved after it is missed.
+    pub fn announce(&self) -> anyhow::Result<()> {
+        self.store
+            .daemon_started(std::process::id(), &now_rfc3339(), &self.rules().version)
+            .context("cannot write the daemon status")
     }
 
     /// Processes what is queued, then returns (`--drain`).

@@ -49,7 +49,7 @@ impl Window {
         if before(&self.since)?.is_some_and(|since| at < since) {
             return Ok(false);
         }
-        Ok(!before(&self.until)?.is_some_and(|until| at > until))
+        Ok(before(&self.until)?.is_none_or(|until| at <= until))
     }
 }
 

@@ -186,7 +186,11 @@ impl Working {
         let created = before.as_object().is_some_and(|o| o.is_empty());
         let mut changed = created;
         for (field, old, new) in fields {
-            if field == "id" || (created && is_blank(&new)) {
+            // A ticket's list of conversations is derived from the
+            // associations, which are recorded on the conversations
+            // (`ticket`); logging the whole list at each association would
+            // grow with the square of its length.
+            if field == "id" || field == "conversations" || (created && is_blank(&new)) {
                 continue;
             }
             changed = true;
@@ -222,6 +226,7 @@ fn is_blank(value: &Value) -> bool {
     match value {
         Value::Null | Value::Bool(false) => true,
         Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
         _ => false,
     }
 }

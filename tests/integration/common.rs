@@ -214,9 +214,14 @@ impl Inbox {
             .stderr(log)
             .spawn()
             .unwrap();
+        let pid = child.id();
         let running = Running { child };
-        // Started once it reports itself in the status.
-        wait_until("the daemon to start", || self.status()["running"] == true);
+        // Started once it reports itself, which it does once it watches
+        // its files.
+        wait_until("the daemon to start", || {
+            let status = self.status();
+            status["running"] == true && status["daemon"]["pid"] == pid
+        });
         running
     }
 
