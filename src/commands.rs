@@ -145,13 +145,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode> {
     let control = Arc::new(Control::default());
     let mut daemon = Daemon::start(config.clone())?;
+    listen_for_signals(Arc::clone(&control))?;
     if drain {
         daemon.announce()?;
         let done = daemon.drain(&control)?;
         tracing::info!(events = done, "queue drained");
         return Ok(ExitCode::SUCCESS);
     }
-    listen_for_signals(Arc::clone(&control))?;
     let _watches = if watch {
         let rules = daemon.rules();
         let watches = crate::watch::start(
