@@ -133,8 +133,8 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         preload: usize,
         /// SQLite durability for the run.
-        #[arg(long, value_enum, default_value_t = BenchSync::Full)]
-        synchronous: BenchSync,
+        #[arg(long, value_enum, default_value_t = crate::config::Synchronous::Full)]
+        synchronous: crate::config::Synchronous,
         /// Also measure enqueue -> applied latency at this many events/s.
         #[arg(long)]
         rate: Option<u32>,
@@ -197,12 +197,6 @@ pub enum Format {
 pub enum InputFormat {
     Inbox,
     Hubspot,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchSync {
-    Full,
-    Normal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

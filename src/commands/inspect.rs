@@ -1,0 +1,111 @@
+//! `export`, `events`, `status` and `explain`: reading the state and its
+//! history.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{emit, open_for_reading};
+use crate::cli::{Format, OutcomeFilter};
+use crate::config::Config;
+use crate::export::Export;
+use crate::lock::DaemonLock;
+
+pub fn export(config_file: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let store = open_for_reading(&config)?;
+    let export = Export::read(&store).context("cannot read the state")?;
+    println!("{}", serde_json::to_string_pretty(&export)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn events(
+    config_file: &Path,
+    outcome: Option<OutcomeFilter>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let store = open_for_reading(&config)?;
+    let rows = store
+        .outcomes(outcome.map(OutcomeFilter::as_str))
+        .context("cannot read the processed events")?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
+        Format::Text => {
+            for row in rows {
+                let reason = row.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                writeln!(
+                    out,
+                    "{} {} {} {}{reason}",
+                    row.processed_at, row.id, row.event_type, row.outcome
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let store = open_for_reading(&config)?;
+    let status = Status {
+        running: DaemonLock::is_held(&config.store_path),
+        daemon: store
+            .daemon_status()
+            .context("cannot read the daemon status")?,
+        queued: store.queue_depth().context("cannot read the queue")?,
+        processed: store
+            .outcome_counts()
+            .context("cannot read the processed events")?,
+    };
+    emit(format, &status, Status::to_text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct Status {
+    running: bool,
+    daemon: Option<crate::store::DaemonStatus>,
+    queued: u64,
+    processed: std::collections::BTreeMap<String, u64>,
+}
+
+impl Status {
+    fn to_text(&self) -> String {
+        let mut out = String::new();
+        let daemon = match (&self.daemon, self.running) {
+            (Some(d), true) => format!("running (pid {}, since {})", d.pid, d.started_at),
+            (_, _) => "not running".to_string(),
+        };
+        out.push_str(&format!("daemon:    {daemon}\n"));
+        if let Some(d) = &self.daemon {
+            let when = d.reloaded_at.as_deref().unwrap_or(&d.started_at);
+            out.push_str(&format!("ruleset:   {} (loaded {when})\n", d.ruleset));
+            let error = d.reload_error.as_deref().unwrap_or("none");
+            out.push_str(&format!("last reload error: {error}\n"));
+        }
+        out.push_str(&format!("queued:    {}\n", self.queued));
+        let counts: Vec<String> = ["applied", "rejected", "failed", "duplicate"]
+            .iter()
+            .map(|o| format!("{} {o}", self.processed.get(*o).copied().unwrap_or(0)))
+            .collect();
+        out.push_str(&format!("processed: {}\n", counts.join(", ")));
+        out
+    }
+}
+
+pub fn explain(
+    config_file: &Path,
+    subject: crate::explain::Subject,
+    id: &str,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let store = open_for_reading(&config)?;
+    let explanation = crate::explain::explain(&store, subject, id)?;
+    emit(format, &explanation, crate::explain::Explanation::to_text)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,127 @@
+//! What each subcommand does, one file per area: the daemon, the queue,
+//! the rules, reading the state, and the tools.
+
+mod daemon;
+mod inspect;
+mod queue;
+mod rules;
+mod tools;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command, Format};
+use crate::config::Config;
+use crate::store::Store;
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config;
+    match cli.command {
+        Command::Run { drain, no_watch } => daemon::run(config, drain, !no_watch),
+        Command::Enqueue { file, format } => queue::enqueue(&config, file.as_deref(), format),
+        Command::Retry { events, all } => queue::retry(&config, &events, all),
+        Command::DryRun {
+            file,
+            rules,
+            format,
+        } => rules::dry_run(&config, file.as_deref(), rules.as_deref(), format),
+        Command::Validate { rules, format } => rules::validate(&config, rules.as_deref(), format),
+        Command::Test {
+            filter,
+            rules,
+            format,
+        } => rules::test(&config, filter.as_deref(), rules.as_deref(), format),
+        Command::Replay {
+            rules,
+            from,
+            to,
+            since,
+            until,
+            format,
+        } => {
+            let window = crate::replay::Window {
+                from_seq: from,
+                to_seq: to,
+                since,
+                until,
+            };
+            rules::replay(&config, rules.as_deref(), &window, format)
+        }
+        Command::Export => inspect::export(&config),
+        Command::Events { outcome, format } => inspect::events(&config, outcome, format),
+        Command::Status { format } => inspect::status(&config, format),
+        Command::Explain {
+            subject,
+            id,
+            format,
+        } => inspect::explain(&config, subject, &id, format),
+        Command::Init { dir } => tools::init(&dir),
+        Command::Completions { shell } => tools::completions(shell),
+        Command::Man => tools::man(),
+        Command::Bench {
+            events,
+            seed,
+            preload,
+            synchronous,
+            rate,
+            producer_batch,
+            reloads,
+            format,
+        } => {
+            let options = crate::bench::Options {
+                events,
+                seed,
+                preload,
+                synchronous,
+                rate,
+                producer_batch,
+                reloads,
+            };
+            tools::bench(&config, &options, format)
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON, or as the text `to_text` makes of it.
+pub fn emit<T: serde::Serialize>(
+    format: Format,
+    value: &T,
+    to_text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Format::Text => print!("{}", to_text(value)),
+    }
+    Ok(())
+}
+
+/// The store, or an empty one in memory if none was created yet, so that
+/// reading commands create nothing.
+pub fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
+    if config.store_path.exists() {
+        Store::open(&config.store_path, config.synchronous)
+    } else {
+        Store::open_in_memory()
+    }
+}
+
+/// The text of a file, or of standard input for `-` or no file.
+pub fn read_input(file: Option<&Path>) -> anyhow::Result<(String, String)> {
+    match file {
+        Some(path) if path != Path::new("-") => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok((path.display().to_string(), text))
+        }
+        _ => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read standard input")?;
+            Ok(("stdin".to_string(), text))
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `enqueue` and `retry`: putting events in the queue.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::read_input;
+use crate::cli::InputFormat;
+use crate::config::Config;
+use crate::event::{now_rfc3339, parse_batch, Event};
+use crate::store::Store;
+
+pub fn enqueue(
+    config_file: &Path,
+    file: Option<&Path>,
+    format: InputFormat,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let (name, text) = read_input(file)?;
+    let events = match format {
+        InputFormat::Inbox => parse_batch(&text, &config.stages),
+        InputFormat::Hubspot => crate::hubspot::map(&text, &config.stages).map(|mapped| {
+            for skipped in &mapped.skipped {
+                eprintln!("skipped {skipped}");
+            }
+            mapped.events
+        }),
+    }
+    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let store = Store::open(&config.store_path, config.synchronous)?;
+    let bar = crate::progress::progress_bar(events.len() as u64, "enqueueing");
+    store
+        .enqueue_with(&events, &now_rfc3339(), || bar.inc(1))
+        .context("cannot write to the queue")?;
+    bar.finish_and_clear();
+    eprintln!("enqueued {} event(s)", events.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    if !config.store_path.exists() {
+        anyhow::bail!(
+            "no failed event: the store {} does not exist yet",
+            config.store_path.display()
+        );
+    }
+    let store = Store::open(&config.store_path, config.synchronous)?;
+    let failed = store.retryable().context("cannot read the failed events")?;
+    let chosen: Vec<&(String, String)> = if all {
+        failed.iter().collect()
+    } else {
+        ids.iter()
+            .map(|id| {
+                failed.iter().find(|(f, _)| f == id).ok_or_else(|| {
+                    anyhow::anyhow!("{id} is not a failed event waiting for a retry (see `inboxd events --outcome failed`)")
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let events = chosen
+        .iter()
+        .map(|(id, body)| {
+            serde_json::from_str::<Event>(body)
+                .with_context(|| format!("failed event {id} cannot be read back"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    store
+        .enqueue(&events, &now_rfc3339())
+        .context("cannot write to the queue")?;
+    eprintln!("queued {} failed event(s) again", events.len());
+    Ok(ExitCode::SUCCESS)
+}

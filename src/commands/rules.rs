@@ -1,0 +1,128 @@
+//! `dry-run`, `validate`, `test` and `replay`: trying rules.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use anyhow::Context;
+
+use super::{emit, open_for_reading, read_input};
+use crate::cli::Format;
+use crate::config::Config;
+use crate::engine::Processor;
+use crate::event::{parse_batch, Event};
+use crate::report::Report;
+use crate::ruleset::RuleSet;
+use crate::store::Store;
+
+pub fn dry_run(
+    config_file: &Path,
+    file: Option<&Path>,
+    rules_dir: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let rules = crate::daemon::load(config_file, rules_dir)?;
+    let (name, text) = read_input(file)?;
+    let events =
+        parse_batch(&text, &rules.config.stages).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let store = Rc::new(open_for_reading(&rules.config)?);
+    let reports = simulate(&store, rules, &events)?;
+    emit(format, &reports, |reports| {
+        reports.iter().map(Report::to_text).collect()
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's own processing, in a transaction that is rolled back.
+fn simulate(store: &Rc<Store>, rules: RuleSet, events: &[Event]) -> anyhow::Result<Vec<Report>> {
+    let mut processor = Processor::new(Rc::clone(store), rules);
+    store.begin().context("cannot start a transaction")?;
+    let reports: rusqlite::Result<Vec<Report>> =
+        events.iter().map(|e| processor.process(e, None)).collect();
+    store.rollback().context("cannot roll back the dry-run")?;
+    Ok(reports?)
+}
+
+pub fn validate(
+    config_file: &Path,
+    rules_dir: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let loaded = Config::load(config_file)
+        .map_err(|problem| vec![problem])
+        .and_then(|config| RuleSet::load(config, rules_dir));
+    if format == Format::Json {
+        let report = match &loaded {
+            Ok(rules) => serde_json::json!({
+                "valid": true,
+                "ruleset": rules.version,
+                "rules": rules.rules.len(),
+                "enabled": rules.rules.iter().filter(|r| r.decl.enabled).count(),
+                "errors": [],
+            }),
+            Err(problems) => serde_json::json!({"valid": false, "errors": problems}),
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    match loaded {
+        Ok(rules) => {
+            if format == Format::Text {
+                let enabled = rules.rules.iter().filter(|r| r.decl.enabled).count();
+                println!(
+                    "valid: {} rule(s), {enabled} enabled, in {}; ruleset version {}",
+                    rules.rules.len(),
+                    rules.rules_dir.display(),
+                    rules.version
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            if format == Format::Text {
+                print_problems(&problems);
+                eprintln!("{} error(s)", problems.len());
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_problems(problems: &[crate::diagnostic::Diagnostic]) {
+    for problem in problems {
+        eprintln!("error: {problem}");
+        if let Some(line) = problem.source_line() {
+            eprintln!("    | {line}");
+        }
+    }
+}
+
+pub fn test(
+    config_file: &Path,
+    filter: Option<&str>,
+    rules_dir: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let rules_dir = rules_dir.map_or_else(|| config.rules_dir.clone(), Path::to_path_buf);
+    let results = crate::ruletest::run(&config, &rules_dir, filter)?;
+    emit(format, &results, |r| crate::ruletest::render(r))?;
+    let failed = results.iter().any(|r| r.failure.is_some());
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn replay(
+    config_file: &Path,
+    rules_dir: Option<&Path>,
+    window: &crate::replay::Window,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let candidate = crate::daemon::load(config_file, rules_dir)?;
+    let store = open_for_reading(&candidate.config)?;
+    let report = crate::replay::replay(&store, candidate, window)?;
+    emit(format, &report, crate::replay::ReplayReport::to_text)?;
+    Ok(ExitCode::SUCCESS)
+}

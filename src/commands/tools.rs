@@ -1,0 +1,39 @@
+//! `init`, `completions`, `man` and `bench`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::emit;
+use crate::cli::{Cli, Format};
+
+pub fn init(dir: &Path) -> anyhow::Result<ExitCode> {
+    crate::init::init(dir)?;
+    eprintln!(
+        "wrote config/ and rules/ in {}; try: inboxd --config {} validate",
+        dir.display(),
+        dir.join("config/inboxd.toml").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "inboxd", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn man() -> anyhow::Result<ExitCode> {
+    let command = <Cli as clap::CommandFactory>::command();
+    clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn bench(
+    config_file: &Path,
+    options: &crate::bench::Options,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let figures = crate::bench::run(config_file, options)?;
+    emit(format, &figures, crate::bench::Figures::to_text)?;
+    Ok(ExitCode::SUCCESS)
+}
