@@ -215,7 +215,7 @@ impl Daemon {
             let result = match serde_json::from_str::<Event>(&queued.body) {
                 Ok(event) => self
                     .processor
-                    .process(&event, Some(queued.seq))
+                    .process_body(&event, &queued.body, Some(queued.seq))
                     .map(|report| {
                         log_outcome(&report.event, report.outcome, report.reason.as_deref())
                     }),

@@ -67,6 +67,16 @@ impl Processor {
     /// Processes one event and records its outcome, inside the caller's
     /// transaction. `queue_seq`, when given, is acknowledged with it.
     pub fn process(&mut self, event: &Event, queue_seq: Option<i64>) -> rusqlite::Result<Report> {
+        self.process_body(event, &event.to_json(), queue_seq)
+    }
+
+    /// `process`, for an event whose JSON is at hand (as in the queue).
+    pub fn process_body(
+        &mut self,
+        event: &Event,
+        body: &str,
+        queue_seq: Option<i64>,
+    ) -> rusqlite::Result<Report> {
         self.store.savepoint()?;
         let mut report = self.evaluate(event);
         if report.outcome == Outcome::Applied {
@@ -76,12 +86,11 @@ impl Processor {
                 report.fail(format!("store error: {e}"));
             }
         }
-        let body = event.to_json();
         self.store.record(&Recorded {
             queue_seq,
             event_id: &event.id,
             event_type: event.type_name(),
-            body: &body,
+            body,
             outcome: report.outcome.as_str(),
             reason: report.reason.as_deref(),
             ruleset: &self.rules.version,
@@ -264,19 +273,20 @@ impl Processor {
 
 /// The event as a script sees it: its JSON fields, plus `derived` and
 /// `previous` (the values its change replaced, by field).
+/// Shared, so that each rule's scope gets it without a deep copy.
 fn script_event(original: &Event, pending: &Pending) -> Dynamic {
-    let mut json = serde_json::to_value(&pending.kind).expect("events always serialize");
-    if let Some(map) = json.as_object_mut() {
-        map.insert("id".into(), pending.id.clone().into());
-        map.insert("at".into(), original.at.clone().into());
-        map.insert("actor".into(), original.actor.clone().into());
-        map.insert("derived".into(), pending.derived.into());
-        map.insert(
-            "previous".into(),
-            serde_json::to_value(&pending.previous).expect("values always serialize"),
-        );
-    }
-    rhai::serde::to_dynamic(&json).unwrap_or(Dynamic::UNIT)
+    let text = |value: &Option<String>| value.clone().map_or(Dynamic::UNIT, Dynamic::from);
+    let mut map = rhai::serde::to_dynamic(&pending.kind)
+        .ok()
+        .and_then(|d| d.try_cast::<rhai::Map>())
+        .unwrap_or_default();
+    map.insert("id".into(), pending.id.clone().into());
+    map.insert("at".into(), text(&original.at));
+    map.insert("actor".into(), text(&original.actor));
+    map.insert("derived".into(), pending.derived.into());
+    let previous = rhai::serde::to_dynamic(&pending.previous).unwrap_or(Dynamic::UNIT);
+    map.insert("previous".into(), previous);
+    Dynamic::from_map(map).into_shared()
 }
 
 fn too_deep(next: &Pending, max: usize) -> String {
