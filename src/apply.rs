@@ -45,6 +45,19 @@ pub fn apply(
     cause: &Cause,
 ) -> Result<bool, Stop> {
     use EventKind::*;
+    // A rule trashing what is in the trash, or deleting what is deleted, is
+    // a no-op, so that the cascades P9/P10 meet and stop.
+    let repeat = mode == Mode::Action
+        && match kind {
+            ConversationTrashed { conversation } => w
+                .conversation(conversation)?
+                .is_some_and(|c| c.status == ConversationStatus::Trashed),
+            TicketDeleted { ticket } => w.ticket(ticket)?.is_some_and(|t| t.deleted),
+            _ => false,
+        };
+    if repeat {
+        return Ok(false);
+    }
     match kind {
         ConversationCreated {
             conversation,
@@ -68,8 +81,7 @@ pub fn apply(
             Ok(w.put_conversation(created, cause))
         }
         ConversationSenderBlocked { conversation } => {
-            let c = live_conversation(w, conversation, kind, mode)?;
-            match c.and_then(|c| c.contact) {
+            match live_conversation(w, conversation)?.contact {
                 Some(contact) => Ok(w.block(&contact, cause)?),
                 None => Ok(false),
             }
@@ -79,9 +91,7 @@ pub fn apply(
         | ConversationReopened { conversation }
         | ConversationTrashed { conversation }
         | ConversationMarkedSpam { conversation } => {
-            let Some(mut c) = live_conversation(w, conversation, kind, mode)? else {
-                return Ok(false);
-            };
+            let mut c = live_conversation(w, conversation)?;
             change_conversation(&mut c, kind);
             Ok(w.put_conversation(c, cause))
         }
@@ -96,9 +106,7 @@ pub fn apply(
             if w.ticket(ticket)?.is_some() {
                 return reject(format!("ticket {ticket} already exists"));
             }
-            let Some(mut c) = live_conversation(w, conversation, kind, mode)? else {
-                return reject(format!("conversation {conversation} is in the trash"));
-            };
+            let mut c = live_conversation(w, conversation)?;
             if let Some(other) = &c.ticket {
                 return reject(format!(
                     "P2: conversation {conversation} already has ticket {other}"
@@ -127,12 +135,8 @@ pub fn apply(
             ticket,
             conversation,
         } => {
-            let Some(mut t) = live_ticket(w, ticket, kind, mode)? else {
-                return Ok(false);
-            };
-            let Some(mut c) = live_conversation(w, conversation, kind, mode)? else {
-                return reject(format!("conversation {conversation} is in the trash"));
-            };
+            let mut t = live_ticket(w, ticket)?;
+            let mut c = live_conversation(w, conversation)?;
             match &c.ticket {
                 Some(current) if current == ticket => return Ok(false),
                 Some(other) => {
@@ -153,55 +157,31 @@ pub fn apply(
         | TicketStatusChanged { ticket, .. }
         | TicketPropertyChanged { ticket, .. }
         | TicketDeleted { ticket } => {
-            let Some(mut t) = live_ticket(w, ticket, kind, mode)? else {
-                return Ok(false);
-            };
+            let mut t = live_ticket(w, ticket)?;
             change_ticket(&mut t, kind, stages)?;
             Ok(w.put_ticket(t, cause))
         }
     }
 }
 
-/// The conversation an event targets, if it may change. `None`: a rule's
-/// trash of a trashed conversation, which is a no-op.
-fn live_conversation(
-    w: &mut Working,
-    id: &str,
-    kind: &EventKind,
-    mode: Mode,
-) -> Result<Option<Conversation>, Stop> {
-    let Some(c) = w.conversation(id)? else {
-        return reject(format!("unknown conversation {id}"));
-    };
-    if c.status != ConversationStatus::Trashed {
-        return Ok(Some(c));
+/// The conversation an event targets: it must exist and not be trashed.
+fn live_conversation(w: &mut Working, id: &str) -> Result<Conversation, Stop> {
+    match w.conversation(id)? {
+        None => reject(format!("unknown conversation {id}")),
+        Some(c) if c.status == ConversationStatus::Trashed => reject(format!(
+            "conversation {id} is in the trash and accepts no change"
+        )),
+        Some(c) => Ok(c),
     }
-    if mode == Mode::Action && matches!(kind, EventKind::ConversationTrashed { .. }) {
-        return Ok(None);
-    }
-    reject(format!(
-        "conversation {id} is in the trash and accepts no change"
-    ))
 }
 
-/// The ticket an event targets, if it may change. `None`: a rule's delete
-/// of a deleted ticket, which is a no-op.
-fn live_ticket(
-    w: &mut Working,
-    id: &str,
-    kind: &EventKind,
-    mode: Mode,
-) -> Result<Option<Ticket>, Stop> {
-    let Some(t) = w.ticket(id)? else {
-        return reject(format!("unknown ticket {id}"));
-    };
-    if !t.deleted {
-        return Ok(Some(t));
+/// The ticket an event targets: it must exist and not be deleted.
+fn live_ticket(w: &mut Working, id: &str) -> Result<Ticket, Stop> {
+    match w.ticket(id)? {
+        None => reject(format!("unknown ticket {id}")),
+        Some(t) if t.deleted => reject(format!("ticket {id} is deleted and accepts no change")),
+        Some(t) => Ok(t),
     }
-    if mode == Mode::Action && matches!(kind, EventKind::TicketDeleted { .. }) {
-        return Ok(None);
-    }
-    reject(format!("ticket {id} is deleted and accepts no change"))
 }
 
 fn change_conversation(c: &mut Conversation, kind: &EventKind) {

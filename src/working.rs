@@ -104,8 +104,10 @@ impl Working {
         let changed = self.record(Entity::Ticket, &after.id, before.as_ref(), &after, cause);
         if changed {
             self.dirty_tickets.insert(after.id.clone());
-            self.tickets.insert(after.id.clone(), Some(after));
         }
+        // Even unrecorded fields (the conversations list) must be seen by
+        // what runs next.
+        self.tickets.insert(after.id.clone(), Some(after));
         changed
     }
 
@@ -173,19 +175,15 @@ impl Working {
         after: &T,
         cause: &Cause,
     ) -> bool {
-        let after = serde_json::to_value(after).expect("records always serialize");
-        let before = match before {
-            Some(b) => serde_json::to_value(b).expect("records always serialize"),
-            None => {
-                self.push_change(entity, id, "created", Value::Null, Value::Bool(true), cause);
-                // A new record lists the fields it was given, not its blanks.
-                Value::Object(Default::default())
-            }
-        };
-        let fields = diff(&before, &after);
-        let created = before.as_object().is_some_and(|o| o.is_empty());
+        let created = before.is_none();
+        if created {
+            self.push_change(entity, id, "created", Value::Null, Value::Bool(true), cause);
+        }
+        let to_json = |record: &T| serde_json::to_value(record).expect("records always serialize");
+        // A new record lists the fields it was given, not its blanks.
+        let before = before.map_or(Value::Object(Default::default()), to_json);
         let mut changed = created;
-        for (field, old, new) in fields {
+        for (field, old, new) in diff(&before, &to_json(after)) {
             // A ticket's list of conversations is derived from the
             // associations, which are recorded on the conversations
             // (`ticket`); logging the whole list at each association would
@@ -228,5 +226,54 @@ fn is_blank(value: &Value) -> bool {
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ConversationStatus;
+
+    fn cause() -> Cause {
+        Cause {
+            event: "e1".into(),
+            rule: None,
+            chain: "e1".into(),
+        }
+    }
+
+    fn ticket(conversations: &[&str]) -> Ticket {
+        Ticket {
+            id: "T".into(),
+            status: "new".into(),
+            owner: None,
+            subject: None,
+            properties: Default::default(),
+            conversations: conversations.iter().map(|c| c.to_string()).collect(),
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn later_reads_see_every_change_even_unrecorded_ones() {
+        let mut w = Working::new(Rc::new(Store::open_in_memory().unwrap()));
+        assert!(w.put_ticket(ticket(&["c1"]), &cause()));
+        // Adding a conversation is recorded on the conversation, not here...
+        assert!(!w.put_ticket(ticket(&["c1", "c2"]), &cause()));
+        // ...but what runs next sees it.
+        assert_eq!(w.ticket("T").unwrap().unwrap().conversations, ["c1", "c2"]);
+    }
+
+    #[test]
+    fn changes_are_recorded_field_by_field() {
+        let mut w = Working::new(Rc::new(Store::open_in_memory().unwrap()));
+        let mut c = Conversation::new("c1");
+        w.put_conversation(c.clone(), &cause());
+        c.status = ConversationStatus::Closed;
+        c.owner = Some("ann".into());
+        assert!(w.put_conversation(c.clone(), &cause()));
+        assert!(!w.put_conversation(c, &cause()));
+        let fields: Vec<&str> = w.changes().iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["created", "status", "owner", "status"]);
     }
 }
