@@ -123,27 +123,8 @@ pub enum Command {
     /// memory on a generated workload with the configured rules, in a
     /// scratch directory.
     Bench {
-        /// Events in the workload.
-        #[arg(long, default_value_t = 10_000)]
-        events: usize,
-        /// Seed of the workload.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Conversations (each with a ticket) in the store before the run.
-        #[arg(long, default_value_t = 0)]
-        preload: usize,
-        /// SQLite durability for the run.
-        #[arg(long, value_enum, default_value_t = crate::config::Synchronous::Full)]
-        synchronous: crate::config::Synchronous,
-        /// Also measure enqueue -> applied latency at this many events/s.
-        #[arg(long)]
-        rate: Option<u32>,
-        /// Events per enqueue transaction in the latency run.
-        #[arg(long, default_value_t = 1)]
-        producer_batch: usize,
-        /// Also measure file saved -> rules live, this many times.
-        #[arg(long, default_value_t = 0)]
-        reloads: usize,
+        #[command(flatten)]
+        options: crate::bench::Options,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },

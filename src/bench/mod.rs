@@ -22,18 +22,29 @@ use crate::store::Store;
 
 pub use workload::Workload;
 
-/// What to measure.
+/// What to measure (the options of `inboxd bench`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Events in the workload.
+    #[arg(long, default_value_t = 10_000)]
     pub events: usize,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Conversations (each with a ticket) in the store before the run.
+    #[arg(long, default_value_t = 0)]
     pub preload: usize,
+    /// SQLite durability for the run.
+    #[arg(long, value_enum, default_value_t = Synchronous::Full)]
     pub synchronous: Synchronous,
-    /// Also measure enqueue → applied latency at this many events/s.
+    /// Also measure enqueue -> applied latency at this many events/s.
+    #[arg(long)]
     pub rate: Option<u32>,
     /// Events per enqueue transaction in the latency run.
+    #[arg(long, default_value_t = 1)]
     pub producer_batch: usize,
-    /// Also measure file saved → new rules live, this many times.
+    /// Also measure file saved -> rules live, this many times.
+    #[arg(long, default_value_t = 0)]
     pub reloads: usize,
 }
 

@@ -61,27 +61,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { dir } => tools::init(&dir),
         Command::Completions { shell } => tools::completions(shell),
         Command::Man => tools::man(),
-        Command::Bench {
-            events,
-            seed,
-            preload,
-            synchronous,
-            rate,
-            producer_batch,
-            reloads,
-            format,
-        } => {
-            let options = crate::bench::Options {
-                events,
-                seed,
-                preload,
-                synchronous,
-                rate,
-                producer_batch,
-                reloads,
-            };
-            tools::bench(&config, &options, format)
-        }
+        Command::Bench { options, format } => tools::bench(&config, &options, format),
     }
 }
 

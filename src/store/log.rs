@@ -212,13 +212,16 @@ const AUDIT_SELECT: &str = "SELECT p.processed_at, a.event_id, p.type, a.cause, 
      a.entity, a.entity_id, a.field, a.before, a.after, a.ruleset \
      FROM audit a JOIN processed p ON p.seq = a.processed";
 
+/// A column holding a JSON value (`before`, `after`).
+fn json_column(r: &rusqlite::Row, i: usize) -> rusqlite::Result<serde_json::Value> {
+    let text: Option<String> = r.get(i)?;
+    Ok(text
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null))
+}
+
 fn audit_row(r: &rusqlite::Row) -> rusqlite::Result<AuditRow> {
-    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
-        let text: Option<String> = r.get(i)?;
-        Ok(text
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(serde_json::Value::Null))
-    };
+    let json = |i: usize| json_column(r, i);
     Ok(AuditRow {
         processed_at: r.get(0)?,
         event: r.get(1)?,
@@ -304,12 +307,7 @@ impl Store {
             "SELECT processed, entity, entity_id, field, before, after FROM audit ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
-            let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
-                let text: Option<String> = r.get(i)?;
-                Ok(text
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or(serde_json::Value::Null))
-            };
+            let json = |i: usize| json_column(r, i);
             Ok((
                 r.get::<_, i64>(0)?,
                 (r.get(1)?, r.get(2)?, r.get(3)?, json(4)?, json(5)?),
