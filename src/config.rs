@@ -8,6 +8,10 @@ use serde::Deserialize;
 use crate::diagnostic::Diagnostic;
 use crate::state::{Stage, Stages};
 
+/// The deepest cascade a config may allow: deeper, a cycle of rules would
+/// take too long to be stopped.
+pub const MAX_CASCADE_DEPTH: usize = 1_000;
+
 /// The default path of the config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/inboxd.toml";
 
@@ -139,10 +143,10 @@ impl Config {
                 .map_err(|e| Diagnostic::file(file, format!("[pipeline] stages: {e}")))?,
             None => Stages::default(),
         };
-        if raw.rules.max_cascade_depth == 0 {
+        if !(1..=MAX_CASCADE_DEPTH).contains(&raw.rules.max_cascade_depth) {
             return Err(Diagnostic::file(
                 file,
-                "[rules] max_cascade_depth must be at least 1",
+                format!("[rules] max_cascade_depth must be between 1 and {MAX_CASCADE_DEPTH}"),
             ));
         }
         let settings = with_default_settings(raw.settings);
@@ -225,6 +229,20 @@ mod tests {
         assert!(err.message.contains("YYYY-MM-DD"), "{err}");
         let err = parse("[settings]\nauto_ticket = \"yes\"\n").unwrap_err();
         assert!(err.message.contains("true or false"), "{err}");
+    }
+
+    #[test]
+    fn the_cascade_depth_is_bounded() {
+        for depth in ["0", "1001"] {
+            let err = parse(&format!("[rules]\nmax_cascade_depth = {depth}\n")).unwrap_err();
+            assert!(err.message.contains("between 1 and 1000"), "{err}");
+        }
+        assert_eq!(
+            parse("[rules]\nmax_cascade_depth = 1000\n")
+                .unwrap()
+                .max_cascade_depth,
+            1000
+        );
     }
 
     #[test]

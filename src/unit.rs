@@ -12,6 +12,11 @@ use crate::report::ActionRecord;
 use crate::state::Stages;
 use crate::working::{Cause, Working};
 
+/// The most events one original event may derive: enough to close a ticket
+/// with tens of thousands of conversations, and a bound on the memory a
+/// runaway rule can take.
+pub const MAX_DERIVED_EVENTS: usize = 100_000;
+
 /// An event waiting for its rules to run: the original one or one derived
 /// from a rule's action.
 #[derive(Debug, Clone)]
@@ -123,6 +128,13 @@ impl Unit {
         let Some(firing) = &self.firing else {
             return Err(format!("{call}: actions can only be taken by a rule"));
         };
+        if self.derived_count >= MAX_DERIVED_EVENTS {
+            let reason = format!(
+                "more than {MAX_DERIVED_EVENTS} derived events for one event; stopped at {call}"
+            );
+            self.failure.get_or_insert(reason.clone());
+            return Err(reason);
+        }
         let rule = firing.rule.clone();
         let id = format!("{}/{}", self.root, self.derived_count + 1);
         let cause = Cause {

@@ -39,8 +39,8 @@ pub fn events(
                 let reason = row.reason.map(|r| format!(": {r}")).unwrap_or_default();
                 writeln!(
                     out,
-                    "{} {} {} {}{reason}",
-                    row.processed_at, row.id, row.event_type, row.outcome
+                    "#{} {} {} {} {}{reason}",
+                    row.seq, row.processed_at, row.id, row.event_type, row.outcome
                 )?;
             }
         }

@@ -90,18 +90,30 @@ pub fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
 
 /// The text of a file, or of standard input for `-` or no file.
 pub fn read_input(file: Option<&Path>) -> anyhow::Result<(String, String)> {
-    match file {
+    let (name, bytes) = match file {
         Some(path) if path != Path::new("-") => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            Ok((path.display().to_string(), text))
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            (path.display().to_string(), bytes)
         }
         _ => {
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
                 .context("cannot read standard input")?;
-            Ok(("stdin".to_string(), text))
+            ("stdin".to_string(), bytes)
         }
-    }
+    };
+    let text = decode(&bytes).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    Ok((name, text))
+}
+
+/// UTF-8 text, without a byte-order mark; an error names the bad line.
+fn decode(bytes: &[u8]) -> Result<String, String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        let valid = &bytes[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        format!("line {line}: not valid UTF-8")
+    })
 }

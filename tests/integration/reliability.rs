@@ -320,3 +320,54 @@ fn an_unusable_store_directory_is_a_clear_error() {
         .failure()
         .stderr(predicate::str::contains("blocker"));
 }
+
+#[test]
+fn a_rule_that_derives_events_without_end_fails_its_event() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "flood",
+        "conversation.created",
+        "let i = 0;\nloop { create_ticket(\"t\" + i, \"x\"); i += 1; }\n",
+    );
+    // Every create_ticket here is invalid (no conversation x): rejected at once.
+    inbox.send(&[conversation_created("e1", "c1")]);
+    assert_eq!(inbox.outcome("e1").0, "rejected");
+
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "flood",
+        "conversation.created",
+        "let i = 0;\nloop { set_conversation_owner(event.conversation, \"o\" + i); i += 1; }\n",
+    );
+    inbox.send(&[
+        conversation_created("e1", "c1"),
+        conversation_created("e2", "c2"),
+    ]);
+    let (outcome, reason) = inbox.outcome("e1");
+    assert_eq!(outcome, "failed");
+    assert!(reason.unwrap().contains("more than 100000 derived events"));
+    assert_eq!(inbox.outcome("e2").0, "failed");
+    assert_eq!(inbox.export()["conversations"], json!([]));
+}
+
+#[test]
+fn input_that_is_not_utf8_names_its_line() {
+    let inbox = Inbox::new();
+    let mut bytes =
+        b"{\"id\":\"a\",\"type\":\"conversation.created\",\"conversation\":\"c1\"}\n".to_vec();
+    bytes.extend_from_slice(b"{\"id\":\"b\xff\"}\n");
+    inbox
+        .cmd()
+        .arg("enqueue")
+        .write_stdin(bytes)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("stdin: line 2: not valid UTF-8"));
+    // A byte-order mark is not an error.
+    inbox
+        .cmd()
+        .arg("enqueue")
+        .write_stdin(b"\xEF\xBB\xBF{\"id\":\"a\",\"type\":\"conversation.created\",\"conversation\":\"c1\"}\n".to_vec())
+        .assert()
+        .success();
+}
