@@ -192,10 +192,7 @@ fn create_ticket(
     };
     let subject = take("subject")?;
     let status = take("status")?;
-    let owner = match fields.remove("owner") {
-        None => None,
-        Some(owner) => Some(optional_string(owner, "owner")?),
-    };
+    let owner = take("owner")?;
     let mut properties = BTreeMap::new();
     if let Some(map) = fields.remove("properties") {
         let map = map

@@ -119,7 +119,7 @@ pub fn apply(
             let created = Ticket {
                 id: ticket.clone(),
                 status,
-                owner: owner.clone().unwrap_or_else(|| c.owner.clone()),
+                owner: owner.clone().or_else(|| c.owner.clone()),
                 subject: subject.clone(),
                 properties: properties.clone(),
                 conversations: vec![conversation.clone()],

@@ -258,7 +258,7 @@ impl Running {
 
     /// Waits for the daemon to exit; its exit code.
     pub fn wait(mut self) -> Option<i32> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
@@ -283,9 +283,9 @@ impl Drop for Running {
     }
 }
 
-/// Polls `done` for up to 20 s (generous: CI machines are slow).
+/// Polls `done` for up to 60 s (generous: CI machines are slow).
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !done() {
         assert!(
             std::time::Instant::now() < deadline,

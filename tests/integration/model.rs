@@ -160,7 +160,7 @@ impl Model {
                 Ok(())
             }
             "ticket.created" => {
-                let owner = e.get("owner").map(|o| o.as_str().map(str::to_string));
+                let owner = s("owner");
                 self.create_ticket(&tick, &conv, owner, s("status"))
             }
             "ticket.associated" => {
@@ -224,7 +224,7 @@ impl Model {
         &mut self,
         tick: &str,
         conv: &str,
-        owner: Option<Option<String>>,
+        owner: Option<String>,
         status: Option<String>,
     ) -> Outcome {
         if self.tickets.contains_key(tick) {
@@ -238,7 +238,7 @@ impl Model {
             tick.to_string(),
             Tick {
                 status: status.unwrap_or_else(|| "new".into()),
-                owner: owner.unwrap_or(c.owner),
+                owner: owner.or(c.owner),
                 properties: BTreeMap::new(),
                 conversations: vec![conv.to_string()],
                 deleted: false,

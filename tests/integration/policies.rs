@@ -472,9 +472,21 @@ fn a_ticket_created_without_owner_takes_its_conversations() {
             "ticket.created",
             json!({"ticket": "U", "conversation": "c2", "owner": null, "status": "closed"}),
         ),
+        ev(
+            "e5",
+            "conversation.created",
+            json!({"conversation": "c3", "owner": "alice"}),
+        ),
+        ev(
+            "e6",
+            "ticket.created",
+            json!({"ticket": "V", "conversation": "c3", "owner": "bob"}),
+        ),
     ]);
+    // Without an owner, or with a null one, the conversation's owner.
     assert_eq!(inbox.ticket("T")["owner"], "alice");
-    assert_eq!(inbox.ticket("U")["owner"], json!(null));
+    assert_eq!(inbox.ticket("U")["owner"], "alice");
+    assert_eq!(inbox.ticket("V")["owner"], "bob");
     // Creation in a closed stage is not a transition: it closes nothing.
     assert_eq!(inbox.conversation("c2")["status"], "open");
 }
