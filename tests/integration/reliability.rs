@@ -371,3 +371,68 @@ fn input_that_is_not_utf8_names_its_line() {
         .assert()
         .success();
 }
+
+/// Runs inboxd with a file size limit, as a full disk would stop it (the
+/// signal that the limit sends is ignored, so writes fail instead).
+fn with_size_limit(inbox: &Inbox, blocks: u32, args: &str) -> std::process::Output {
+    let bin = assert_cmd::cargo::cargo_bin("inboxd");
+    std::process::Command::new("bash")
+        .current_dir(inbox.path(""))
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f {blocks}; trap '' XFSZ; exec '{}' {args}",
+            bin.display()
+        ))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_commits_nothing_half_way() {
+    let events: Vec<Value> = (0..3000)
+        .map(|i| {
+            ev(
+                &format!("e{i}"),
+                "conversation.created",
+                json!({"conversation": format!("c{i}"), "subject": "x".repeat(200)}),
+            )
+        })
+        .collect();
+    let inbox = Inbox::new();
+    inbox.write("events.jsonl", &lines(&events));
+    inbox.enqueue(""); // an empty store
+
+    let out = with_size_limit(&inbox, 200, "enqueue events.jsonl");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write to the queue"), "{stderr}");
+    assert_eq!(inbox.status()["queued"], 0, "a batch was queued in part");
+
+    inbox
+        .cmd()
+        .args(["enqueue", "events.jsonl"])
+        .assert()
+        .success();
+    let size_kb = std::fs::metadata(inbox.path("var/inboxd.db"))
+        .unwrap()
+        .len()
+        / 1024;
+    let out = with_size_limit(&inbox, size_kb as u32 * 2 + 200, "run --drain");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("disk"));
+    let status = inbox.status();
+    let applied = status["processed"]["applied"].as_u64().unwrap_or(0);
+    assert_eq!(
+        applied + status["queued"].as_u64().unwrap(),
+        3000,
+        "{status}"
+    );
+    assert!(applied < 3000, "the limit did not bite");
+
+    inbox.drain();
+    assert_eq!(
+        inbox.export()["conversations"].as_array().unwrap().len(),
+        3000
+    );
+    integrity_check(&inbox);
+}
