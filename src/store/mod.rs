@@ -3,6 +3,7 @@
 //!
 //! All SQL lives under this module; the engine sees typed methods only.
 
+mod audit;
 mod entities;
 mod log;
 mod queue;
@@ -17,7 +18,8 @@ use rusqlite::Connection;
 
 use crate::config::Synchronous;
 
-pub use log::{AuditRow, HistoryEntry, OutcomeRow, Recorded, RowWrite};
+pub use audit::{AuditRow, TrailChange};
+pub use log::{HistoryEntry, OutcomeRow, Recorded};
 pub use queue::Queued;
 pub use status::DaemonStatus;
 

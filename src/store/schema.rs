@@ -64,20 +64,18 @@ CREATE TABLE processed (
 );
 CREATE INDEX processed_by_event ON processed(event_id, outcome);
 
--- Every field-level change, and what caused it.
+-- Every change: one row per record changed by one (original or derived)
+-- event, with the rule and chain of events behind it; `fields` is a JSON
+-- list of [field, before, after].
 CREATE TABLE audit (
     id        INTEGER PRIMARY KEY,
     processed INTEGER NOT NULL REFERENCES processed(seq),
-    event_id  TEXT NOT NULL,
     cause     TEXT NOT NULL,
     rule      TEXT,
     chain     TEXT NOT NULL,
     entity    TEXT NOT NULL,
     entity_id TEXT NOT NULL,
-    field     TEXT NOT NULL,
-    before    TEXT,
-    after     TEXT,
-    ruleset   TEXT NOT NULL
+    fields    TEXT NOT NULL
 );
 CREATE INDEX audit_by_entity ON audit(entity, entity_id);
 "#,

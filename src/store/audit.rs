@@ -1,0 +1,170 @@
+//! The audit trail: every change an event made, with the rule and the
+//! chain of events that caused it. One row per record changed by one
+//! (original or derived) event, its fields as a JSON list; the event id and
+//! ruleset come from the event's `processed` row.
+
+use rusqlite::params;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::Store;
+use crate::change::Change;
+
+/// One audited change of one field, with its event.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    pub processed_at: String,
+    /// The original event.
+    pub event: String,
+    pub event_type: String,
+    /// The event (original or derived) whose application made the change.
+    pub cause: String,
+    pub rule: Option<String>,
+    pub chain: String,
+    pub entity: String,
+    pub id: String,
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+    pub ruleset: String,
+}
+
+/// One audited change of one field, as stored (for whole-history reads).
+#[derive(Debug, Clone)]
+pub struct TrailChange {
+    /// The `processed` row of the original event.
+    pub processed: i64,
+    pub entity: String,
+    pub id: String,
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+impl Store {
+    /// Writes `changes` (in order) for the processed event `processed`.
+    pub(super) fn insert_audit(&self, processed: i64, changes: &[Change]) -> rusqlite::Result<()> {
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO audit (processed, cause, rule, chain, entity, entity_id, fields)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let same_row = |a: &Change, b: &Change| {
+            a.event == b.event && a.entity == b.entity && a.id == b.id && a.rule == b.rule
+        };
+        for group in changes.chunk_by(same_row) {
+            let first = &group[0];
+            let fields: Vec<Value> = group
+                .iter()
+                .map(|c| json!([c.field, c.before, c.after]))
+                .collect();
+            insert.execute(params![
+                processed,
+                first.event,
+                first.rule,
+                first.chain,
+                first.entity.as_str(),
+                first.id,
+                Value::Array(fields).to_string()
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Every change to one record, oldest first.
+    pub fn history(&self, entity: &str, id: &str) -> rusqlite::Result<Vec<AuditRow>> {
+        self.audit_rows("a.entity = ?1 AND a.entity_id = ?2", &[entity, id])
+    }
+
+    /// Every change made by one event (through its rules too), in order.
+    pub fn changes_of(&self, event_id: &str) -> rusqlite::Result<Vec<AuditRow>> {
+        self.audit_rows("p.event_id = ?1", &[event_id])
+    }
+
+    fn audit_rows(&self, filter: &str, args: &[&str]) -> rusqlite::Result<Vec<AuditRow>> {
+        let sql = format!(
+            "SELECT p.processed_at, p.event_id, p.type, a.cause, a.rule, a.chain, \
+             a.entity, a.entity_id, a.fields, p.ruleset \
+             FROM audit a JOIN processed p ON p.seq = a.processed WHERE {filter} ORDER BY a.id"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+            let row = AuditRow {
+                processed_at: r.get(0)?,
+                event: r.get(1)?,
+                event_type: r.get(2)?,
+                cause: r.get(3)?,
+                rule: r.get(4)?,
+                chain: r.get(5)?,
+                entity: r.get(6)?,
+                id: r.get(7)?,
+                field: String::new(),
+                before: Value::Null,
+                after: Value::Null,
+                ruleset: r.get(9)?,
+            };
+            Ok((row, r.get::<_, String>(8)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (row, fields) = row?;
+            for (field, before, after) in parse_fields(&fields) {
+                out.push(AuditRow {
+                    field,
+                    before,
+                    after,
+                    ..row.clone()
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every audited change, in order.
+    pub fn audit_trail(&self) -> rusqlite::Result<Vec<TrailChange>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT processed, entity, entity_id, fields FROM audit ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (processed, entity, id, fields) = row?;
+            for (field, before, after) in parse_fields(&fields) {
+                out.push(TrailChange {
+                    processed,
+                    entity: entity.clone(),
+                    id: id.clone(),
+                    field,
+                    before,
+                    after,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `[[field, before, after], ...]`, as `insert_audit` writes it.
+fn parse_fields(text: &str) -> Vec<(String, Value, Value)> {
+    let Ok(Value::Array(items)) = serde_json::from_str(text) else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| match item {
+            Value::Array(mut parts) if parts.len() == 3 => {
+                let after = parts.pop()?;
+                let before = parts.pop()?;
+                let field = parts.pop()?.as_str()?.to_string();
+                Some((field, before, after))
+            }
+            _ => None,
+        })
+        .collect()
+}
