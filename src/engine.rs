@@ -30,14 +30,6 @@ pub struct Processor {
 }
 
 impl Processor {
-    /// Runs script code with the clock started, turning a panic inside the
-    /// scripting engine into a failed event instead of a dead daemon.
-    fn guarded<T>(&self, rule: &Rule, run: impl FnOnce() -> T) -> Result<T, Stop> {
-        self.clock.set(Instant::now());
-        std::panic::catch_unwind(AssertUnwindSafe(run))
-            .map_err(|_| Stop::Failed(format!("rule {}: the script engine panicked", rule.name())))
-    }
-
     pub fn new(store: Rc<Store>, rules: RuleSet) -> Self {
         let unit = Rc::new(RefCell::new(Unit::new(
             Working::new(Rc::clone(&store)),
@@ -121,6 +113,14 @@ impl Processor {
         })?;
         tracing::error!(event = %queued.event_id, "failed: {reason}");
         self.store.ack(queued.seq)
+    }
+
+    /// Runs script code with the clock started, turning a panic inside the
+    /// scripting engine into a failed event instead of a dead daemon.
+    fn guarded<T>(&self, rule: &Rule, run: impl FnOnce() -> T) -> Result<T, Stop> {
+        self.clock.set(Instant::now());
+        std::panic::catch_unwind(AssertUnwindSafe(run))
+            .map_err(|_| Stop::Failed(format!("rule {}: the script engine panicked", rule.name())))
     }
 
     /// Works out what the event does, in the working state only.
