@@ -344,6 +344,7 @@ fn spawn_daemon(scratch: &Scratch) -> anyhow::Result<(Arc<Control>, DaemonThread
             let rules: &RuleSet = daemon.rules();
             let watches =
                 crate::watch::start(&config_file, &rules.rules_dir, &rules.config.store_path, &c)?;
+            daemon.announce()?;
             Ok::<_, anyhow::Error>((daemon, watches))
         })();
         match started {

@@ -310,3 +310,38 @@ fn validate_reports_in_json() {
         .unwrap()
         .ends_with("owner_sync.rhai"));
 }
+
+#[test]
+fn bench_runs_every_measurement_end_to_end() {
+    let inbox = Inbox::new();
+    let out = inbox
+        .cmd()
+        .env("RUST_LOG", "error")
+        .args([
+            "bench",
+            "--events",
+            "300",
+            "--rate",
+            "300",
+            "--reloads",
+            "1",
+            "--format",
+            "json",
+        ])
+        .assert()
+        .success();
+    let figures = json_of(&out);
+    assert_eq!(figures["events"], 300);
+    for key in [
+        "processed_per_s",
+        "ceiling_per_s",
+        "close_10k_ticket_ms",
+        "peak_memory_mb",
+    ] {
+        assert!(figures[key].as_f64().unwrap() > 0.0, "{key}: {figures}");
+    }
+    assert_eq!(figures["latency"]["samples"], 300);
+    assert_eq!(figures["reload"]["samples"], 1);
+    // It works in a scratch directory: the inbox's own store is untouched.
+    assert!(!inbox.path("var/inboxd.db").exists());
+}
