@@ -208,6 +208,7 @@ impl Daemon {
         }
         self.store.begin().context("cannot start a transaction")?;
         let mut done = 0;
+        let mut last = None;
         for queued in &batch {
             if control.stopping() {
                 break;
@@ -226,6 +227,14 @@ impl Daemon {
                 return Err(e).context("cannot record an event's outcome");
             }
             done += 1;
+            last = Some(queued.seq);
+        }
+        // Acknowledged in the same transaction as their effects.
+        if let Some(seq) = last {
+            if let Err(e) = self.store.ack_through(seq) {
+                let _ = self.store.rollback();
+                return Err(e).context("cannot take processed events off the queue");
+            }
         }
         self.store.commit().context("cannot commit")?;
         Ok(done)

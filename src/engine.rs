@@ -57,7 +57,8 @@ impl Processor {
     }
 
     /// Processes one event and records its outcome, inside the caller's
-    /// transaction. `queue_seq`, when given, is acknowledged with it.
+    /// transaction; the caller takes it off the queue in the same
+    /// transaction. `queue_seq` is recorded with the outcome.
     pub fn process(&mut self, event: &Event, queue_seq: Option<i64>) -> rusqlite::Result<Report> {
         self.process_body(event, &event.to_json(), queue_seq)
     }
@@ -89,15 +90,13 @@ impl Processor {
             processed_at: &now_rfc3339(),
             changes: &report.changes,
         })?;
-        if let Some(seq) = queue_seq {
-            self.store.ack(seq)?;
-        }
         self.store.release()?;
         Ok(report)
     }
 
-    /// Records a queued event that cannot be read as failed, and takes it
-    /// off the queue so that it does not block the events behind it.
+    /// Records a queued event that cannot be read as failed; once the
+    /// caller takes it off the queue, it no longer blocks the events behind
+    /// it.
     pub fn record_unreadable(&self, queued: &Queued, error: &str) -> rusqlite::Result<()> {
         let reason = format!("the queued event cannot be read: {error}");
         self.store.record(&Recorded {
@@ -112,7 +111,7 @@ impl Processor {
             changes: &[],
         })?;
         tracing::error!(event = %queued.event_id, "failed: {reason}");
-        self.store.ack(queued.seq)
+        Ok(())
     }
 
     /// Runs script code with the clock started, turning a panic inside the

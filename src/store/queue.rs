@@ -74,10 +74,11 @@ impl Store {
             .collect()
     }
 
-    /// Removes a processed event from the queue.
-    pub fn ack(&self, seq: i64) -> rusqlite::Result<()> {
+    /// Takes processed events off the queue: every one up to `seq`, since
+    /// they are processed in order.
+    pub fn ack_through(&self, seq: i64) -> rusqlite::Result<()> {
         self.conn
-            .prepare_cached("DELETE FROM queue WHERE seq = ?1")?
+            .prepare_cached("DELETE FROM queue WHERE seq <= ?1")?
             .execute([seq])
             .map(drop)
     }
