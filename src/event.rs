@@ -66,7 +66,12 @@ pub enum EventKind {
         owner: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<String>,
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        /// Absent or `null`: none.
+        #[serde(
+            default,
+            deserialize_with = "null_as_empty",
+            skip_serializing_if = "BTreeMap::is_empty"
+        )]
         properties: BTreeMap<String, String>,
     },
     #[serde(rename = "ticket.associated")]
@@ -109,6 +114,11 @@ pub const EVENT_TYPES: [&str; 13] = [
     "ticket.property_changed",
     "ticket.deleted",
 ];
+
+/// An optional map given as `null` is an empty one.
+fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    Ok(Option::<BTreeMap<String, String>>::deserialize(d)?.unwrap_or_default())
+}
 
 /// A field that must be present but may be `null`.
 fn required_nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -314,6 +324,23 @@ mod tests {
         };
         assert_eq!(owner(absent), None);
         assert_eq!(owner(null), None);
+    }
+
+    #[test]
+    fn optional_fields_may_be_null() {
+        let line = r#"{"id":"e","type":"ticket.created","ticket":"t","conversation":"c","subject":null,"status":null,"properties":null,"at":null,"actor":null}"#;
+        let event = Event::parse(line, &stages()).unwrap();
+        assert_eq!(
+            event.kind,
+            EventKind::TicketCreated {
+                ticket: "t".into(),
+                conversation: "c".into(),
+                subject: None,
+                owner: None,
+                status: None,
+                properties: BTreeMap::new(),
+            }
+        );
     }
 
     #[test]
