@@ -39,52 +39,26 @@ pub struct Change {
     pub chain: String,
 }
 
-/// The changes between two versions of a record, field by field; maps are
-/// compared key by key (`properties.priority`).
-pub fn diff(before: &Value, after: &Value) -> Vec<(String, Value, Value)> {
-    let mut out = Vec::new();
-    diff_into("", before, after, &mut out);
-    out
+/// A record whose changes are audited field by field.
+pub trait Audited {
+    /// Each field with its value: what a new record is given.
+    fn fields(&self) -> Vec<(String, Value)>;
+    /// The fields that differ from `before`, with both values.
+    fn changes_from(&self, before: &Self) -> Vec<(String, Value, Value)>;
 }
 
-fn diff_into(prefix: &str, before: &Value, after: &Value, out: &mut Vec<(String, Value, Value)>) {
-    let (Value::Object(b), Value::Object(a)) = (before, after) else {
-        if before != after {
-            out.push((prefix.to_string(), before.clone(), after.clone()));
-        }
-        return;
+/// Pushes `(field, before, after)` for each listed field that differs.
+macro_rules! changed_fields {
+    ($out:expr, $before:expr, $after:expr, $($field:ident),+) => {
+        $(
+            if $before.$field != $after.$field {
+                $out.push((
+                    stringify!($field).to_string(),
+                    serde_json::json!($before.$field),
+                    serde_json::json!($after.$field),
+                ));
+            }
+        )+
     };
-    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        let name = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        let old = b.get(key).unwrap_or(&Value::Null);
-        let new = a.get(key).unwrap_or(&Value::Null);
-        diff_into(&name, old, new, out);
-    }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn diff_names_nested_fields() {
-        let before = json!({"status": "new", "properties": {"a": "1", "b": "2"}});
-        let after = json!({"status": "closed", "properties": {"a": "1", "c": "3"}});
-        let fields: Vec<String> = diff(&before, &after).into_iter().map(|d| d.0).collect();
-        assert_eq!(fields, ["properties.b", "properties.c", "status"]);
-    }
-
-    #[test]
-    fn equal_values_have_no_diff() {
-        let v = json!({"x": [1, 2]});
-        assert!(diff(&v, &v).is_empty());
-    }
-}
+pub(crate) use changed_fields;

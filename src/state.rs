@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::change::{changed_fields, Audited};
 
 /// Where a conversation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,30 @@ impl Conversation {
     }
 }
 
+impl Audited for Conversation {
+    fn fields(&self) -> Vec<(String, Value)> {
+        let f = |name: &str, value: Value| (name.to_string(), value);
+        vec![
+            f("status", json!(self.status)),
+            f("owner", json!(self.owner)),
+            f("ticket", json!(self.ticket)),
+            f("inbox", json!(self.inbox)),
+            f("channel", json!(self.channel)),
+            f("contact", json!(self.contact)),
+            f("subject", json!(self.subject)),
+            f("spam", json!(self.spam)),
+        ]
+    }
+
+    fn changes_from(&self, before: &Self) -> Vec<(String, Value, Value)> {
+        let mut out = Vec::new();
+        changed_fields!(
+            out, before, self, status, owner, ticket, inbox, channel, contact, subject, spam
+        );
+        out
+    }
+}
+
 /// A CRM record tracking a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
@@ -73,6 +100,44 @@ pub struct Ticket {
     /// Associated conversations, in association order.
     pub conversations: Vec<String>,
     pub deleted: bool,
+}
+
+/// A ticket's list of conversations is not audited: it follows from the
+/// associations, which are recorded on the conversations (`ticket`), and
+/// logging the whole list at each association would grow with the square of
+/// its length.
+impl Audited for Ticket {
+    fn fields(&self) -> Vec<(String, Value)> {
+        let mut out = vec![
+            ("status".to_string(), json!(self.status)),
+            ("owner".to_string(), json!(self.owner)),
+            ("subject".to_string(), json!(self.subject)),
+            ("deleted".to_string(), json!(self.deleted)),
+        ];
+        for (key, value) in &self.properties {
+            out.push((format!("properties.{key}"), json!(value)));
+        }
+        out
+    }
+
+    fn changes_from(&self, before: &Self) -> Vec<(String, Value, Value)> {
+        let mut out = Vec::new();
+        changed_fields!(out, before, self, status, owner, subject, deleted);
+        if before.properties != self.properties {
+            let keys: std::collections::BTreeSet<&String> = before
+                .properties
+                .keys()
+                .chain(self.properties.keys())
+                .collect();
+            for key in keys {
+                let (old, new) = (before.properties.get(key), self.properties.get(key));
+                if old != new {
+                    out.push((format!("properties.{key}"), json!(old), json!(new)));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// One stage of the ticket pipeline.
@@ -137,5 +202,47 @@ impl Stages {
 
     pub fn ids(&self) -> Vec<&str> {
         self.0.iter().map(|s| s.id.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket() -> Ticket {
+        Ticket {
+            id: "T".into(),
+            status: "new".into(),
+            owner: None,
+            subject: None,
+            properties: [
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), "2".to_string()),
+            ]
+            .into(),
+            conversations: vec!["c1".into()],
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn ticket_changes_name_each_property_and_skip_the_conversations() {
+        let before = ticket();
+        let mut after = ticket();
+        after.status = "closed".into();
+        after.properties.remove("b");
+        after.properties.insert("c".into(), "3".into());
+        after.conversations.push("c2".into());
+        let changes = after.changes_from(&before);
+        let fields: Vec<&str> = changes.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(fields, ["status", "properties.b", "properties.c"]);
+        assert_eq!(changes[1].2, Value::Null);
+    }
+
+    #[test]
+    fn an_unchanged_record_has_no_changes() {
+        let c = Conversation::new("c1");
+        assert!(c.changes_from(&c.clone()).is_empty());
+        assert!(ticket().changes_from(&ticket()).is_empty());
     }
 }

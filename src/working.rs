@@ -4,10 +4,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
-use serde::Serialize;
 use serde_json::Value;
 
-use crate::change::{diff, Change, Entity};
+use crate::change::{Audited, Change, Entity};
 use crate::state::{Conversation, Ticket};
 use crate::store::Store;
 
@@ -167,7 +166,7 @@ impl Working {
         Ok(())
     }
 
-    fn record<T: Serialize>(
+    fn record<T: Audited>(
         &mut self,
         entity: Entity,
         id: &str,
@@ -175,23 +174,19 @@ impl Working {
         after: &T,
         cause: &Cause,
     ) -> bool {
-        let created = before.is_none();
-        if created {
+        let Some(before) = before else {
+            // A new record lists the fields it was given, not its blanks.
             self.push_change(entity, id, "created", Value::Null, Value::Bool(true), cause);
-        }
-        let to_json = |record: &T| serde_json::to_value(record).expect("records always serialize");
-        // A new record lists the fields it was given, not its blanks.
-        let before = before.map_or(Value::Object(Default::default()), to_json);
-        let mut changed = created;
-        for (field, old, new) in diff(&before, &to_json(after)) {
-            // A ticket's list of conversations is derived from the
-            // associations, which are recorded on the conversations
-            // (`ticket`); logging the whole list at each association would
-            // grow with the square of its length.
-            if field == "id" || field == "conversations" || (created && is_blank(&new)) {
-                continue;
+            for (field, value) in after.fields() {
+                if !is_blank(&value) {
+                    self.push_change(entity, id, &field, Value::Null, value, cause);
+                }
             }
-            changed = true;
+            return true;
+        };
+        let changes = after.changes_from(before);
+        let changed = !changes.is_empty();
+        for (field, old, new) in changes {
             self.push_change(entity, id, &field, old, new, cause);
         }
         changed
@@ -224,7 +219,6 @@ fn is_blank(value: &Value) -> bool {
     match value {
         Value::Null | Value::Bool(false) => true,
         Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
         _ => false,
     }
 }
@@ -274,6 +268,6 @@ mod tests {
         assert!(w.put_conversation(c.clone(), &cause()));
         assert!(!w.put_conversation(c, &cause()));
         let fields: Vec<&str> = w.changes().iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, ["created", "status", "owner", "status"]);
+        assert_eq!(fields, ["created", "status", "status", "owner"]);
     }
 }
