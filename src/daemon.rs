@@ -18,7 +18,7 @@ use crate::event::{now_rfc3339, Event};
 use crate::lock::DaemonLock;
 use crate::report::Outcome;
 use crate::ruleset::RuleSet;
-use crate::store::Store;
+use crate::store::{Checkpointer, Store};
 
 /// Events per transaction: many per commit is where throughput comes from.
 const BATCH: usize = 256;
@@ -82,6 +82,7 @@ pub struct Daemon {
     config_file: PathBuf,
     store: Rc<Store>,
     processor: Processor,
+    _checkpointer: Checkpointer,
     _lock: DaemonLock,
 }
 
@@ -102,6 +103,8 @@ impl Daemon {
         }
         let lock = DaemonLock::acquire(&store_path)?;
         let store = Rc::new(Store::open(&store_path, rules.config.synchronous)?);
+        store.leave_checkpoints_to_others()?;
+        let checkpointer = Checkpointer::start(store_path.clone());
         tracing::info!(
             ruleset = %rules.version,
             rules = rules.rules.len(),
@@ -113,6 +116,7 @@ impl Daemon {
             config_file,
             store,
             processor,
+            _checkpointer: checkpointer,
             _lock: lock,
         })
     }

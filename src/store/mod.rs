@@ -4,6 +4,7 @@
 //! All SQL lives under this module; the engine sees typed methods only.
 
 mod audit;
+mod checkpoint;
 mod entities;
 mod log;
 mod queue;
@@ -19,6 +20,7 @@ use rusqlite::Connection;
 use crate::config::Synchronous;
 
 pub use audit::{AuditRow, TrailChange};
+pub use checkpoint::Checkpointer;
 pub use log::{HistoryEntry, OutcomeRow, Recorded};
 pub use queue::Queued;
 pub use status::DaemonStatus;
