@@ -203,7 +203,21 @@ pub struct Running {
 }
 
 impl Inbox {
+    /// Starts the daemon and waits until it is up.
     pub fn start(&self, args: &[&str]) -> Running {
+        let running = self.spawn(args);
+        let pid = running.child.id();
+        // Started once it reports itself, which it does once it watches
+        // its files.
+        wait_until("the daemon to start", || {
+            let status = self.status();
+            status["running"] == true && status["daemon"]["pid"] == pid
+        });
+        running
+    }
+
+    /// Starts the daemon without waiting for it.
+    pub fn spawn(&self, args: &[&str]) -> Running {
         let log = std::fs::File::create(self.path("daemon.log")).unwrap();
         let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"))
             .current_dir(self.dir.path())
@@ -214,15 +228,7 @@ impl Inbox {
             .stderr(log)
             .spawn()
             .unwrap();
-        let pid = child.id();
-        let running = Running { child };
-        // Started once it reports itself, which it does once it watches
-        // its files.
-        wait_until("the daemon to start", || {
-            let status = self.status();
-            status["running"] == true && status["daemon"]["pid"] == pid
-        });
-        running
+        Running { child }
     }
 
     pub fn status(&self) -> Value {

@@ -42,16 +42,23 @@ fn from_env(name: &str, default: usize) -> usize {
 #[test]
 fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
     let events = random_events(from_env("INBOXD_CRASH_EVENTS", 1500), 7);
+    let rounds = from_env("INBOXD_CRASH_ROUNDS", 6);
     let inbox = Inbox::new();
-    inbox.enqueue(&lines(&events));
-    for round in 0..from_env("INBOXD_CRASH_ROUNDS", 6) {
-        let daemon = inbox.start(&[]);
+    let mut mid_stream = 0;
+    // Events keep arriving between crashes, so that most kills land while
+    // the daemon is busy.
+    for (round, chunk) in events.chunks(events.len().div_ceil(rounds)).enumerate() {
+        inbox.enqueue(&lines(chunk));
+        let daemon = inbox.spawn(&[]);
         std::thread::sleep(std::time::Duration::from_millis(
-            5 + (round as u64 * 37) % 60,
+            2 + (round as u64 * 7) % 30,
         ));
         daemon.signal("KILL");
         daemon.wait();
         integrity_check(&inbox);
+        if inbox.status()["queued"].as_u64().unwrap() > 0 {
+            mid_stream += 1;
+        }
     }
     inbox.drain();
     let mut model = Model::default();
@@ -60,9 +67,9 @@ fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
     }
     assert_eq!(inbox.export(), model.export());
     eprintln!(
-        "crash run: {} events, {} kills, 0 mismatches",
+        "crash run: {} events, {} kills ({mid_stream} with events still queued), 0 mismatches",
         events.len(),
-        from_env("INBOXD_CRASH_ROUNDS", 6)
+        rounds
     );
     // Every queued event was processed exactly once.
     assert_eq!(inbox.outcomes().len(), events.len());
