@@ -41,8 +41,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon: consume the queue and apply the rules; SIGHUP reloads
-    /// the rules, SIGINT/SIGTERM stop after the event in hand.
+    /// Run the daemon: consume the queue and apply the rules; reload them
+    /// when their files change or on SIGHUP; SIGINT/SIGTERM stop after the
+    /// event in hand.
     Run {
         /// Process everything queued, then exit.
         #[arg(long)]
@@ -59,6 +60,16 @@ pub enum Command {
         /// batches, mapped to inbox events (unmapped notifications are listed).
         #[arg(long, value_enum, default_value_t = InputFormat::Inbox)]
         format: InputFormat,
+    },
+    /// Queue failed events again (after the rules are fixed). Idempotency
+    /// holds: an event is never applied twice.
+    Retry {
+        /// The failed events to retry.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        events: Vec<String>,
+        /// Retry every failed event.
+        #[arg(long)]
+        all: bool,
     },
     /// Show what events would do against the current state, changing nothing.
     DryRun {
@@ -85,46 +96,6 @@ pub enum Command {
         /// Test the rules of this directory instead of the configured ones.
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// Write a working config/ and rules/ (the default policies and their
-    /// tests) into DIR, for a new installation.
-    Init {
-        #[arg(default_value = ".")]
-        dir: PathBuf,
-    },
-    /// Print a shell completion script.
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-    /// Print the man page (roff).
-    Man,
-    /// Print the whole state as one JSON document.
-    Export,
-    /// Show the queue depth, events by outcome, the live ruleset version and
-    /// the last reload error.
-    Status {
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// Queue failed events again (after the rules are fixed). Idempotency
-    /// holds: an event is never applied twice.
-    Retry {
-        /// The failed events to retry.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        events: Vec<String>,
-        /// Retry every failed event.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Measure throughput (against the bare-SQLite ceiling), latency and
-    /// memory on a generated workload with the configured rules, in a
-    /// scratch directory.
-    Bench {
-        #[command(flatten)]
-        options: crate::bench::Options,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -166,6 +137,36 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Show the queue depth, events by outcome, the live ruleset version and
+    /// the last reload error.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the whole state as one JSON document.
+    Export,
+    /// Write a working config/ and rules/ (the default policies and their
+    /// tests) into DIR, for a new installation.
+    Init {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Measure throughput (against the bare-SQLite ceiling), latency and
+    /// memory on a generated workload with the configured rules, in a
+    /// scratch directory.
+    Bench {
+        #[command(flatten)]
+        options: crate::bench::Options,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
