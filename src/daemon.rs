@@ -19,6 +19,7 @@ use crate::lock::DaemonLock;
 use crate::report::Outcome;
 use crate::ruleset::RuleSet;
 use crate::store::{Checkpointer, Store};
+use crate::watch::Watches;
 
 /// Events per transaction: many per commit is where throughput comes from.
 const BATCH: usize = 256;
@@ -82,6 +83,7 @@ pub struct Daemon {
     config_file: PathBuf,
     store: Rc<Store>,
     processor: Processor,
+    watches: Option<Watches>,
     _checkpointer: Checkpointer,
     _lock: DaemonLock,
 }
@@ -116,6 +118,7 @@ impl Daemon {
             config_file,
             store,
             processor,
+            watches: None,
             _checkpointer: checkpointer,
             _lock: lock,
         })
@@ -123,6 +126,11 @@ impl Daemon {
 
     pub fn rules(&self) -> &RuleSet {
         self.processor.rules()
+    }
+
+    /// Hands the daemon its file watchers, to renew at each reload.
+    pub fn keep_watching(&mut self, watches: Watches) {
+        self.watches = Some(watches);
     }
 
     /// Tells `status` the daemon is up; call it once it watches its files,
@@ -168,6 +176,10 @@ impl Daemon {
     /// Builds a whole new RuleSet and swaps it in, between two events. A
     /// broken change is logged and the last good rules keep running.
     pub fn reload(&mut self) {
+        // First, so that a change made while loading triggers another reload.
+        if let Some(watches) = &mut self.watches {
+            watches.refresh();
+        }
         let current = self.processor.rules();
         let result = load(&self.config_file, None);
         let error = match result {

@@ -18,31 +18,49 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Keeps the watchers alive; dropping it stops them.
 pub struct Watches {
-    _rules: Debouncer<RecommendedWatcher, RecommendedCache>,
+    rules: Debouncer<RecommendedWatcher, RecommendedCache>,
     _store: RecommendedWatcher,
+    config_dir: PathBuf,
+    rules_dir: PathBuf,
 }
 
 /// Watches the config file's directory and the rules directory (the
-/// directories, since editors save by writing a temp file and renaming it)
-/// and the store's directory.
+/// directories, since editors save by writing a temp file and renaming it),
+/// the rules directory's parent (to see the rules directory itself swapped
+/// for a new one) and the store's directory (for the doorbell).
 pub fn start(
     config_file: &Path,
     rules_dir: &Path,
     store_path: &Path,
     control: &Arc<Control>,
 ) -> notify::Result<Watches> {
+    let config_dir = real(&directory_of(config_file));
+    let rules_dir = real(rules_dir);
+    let ours = [config_dir.clone(), rules_dir.clone()];
     let c = Arc::clone(control);
     let mut rules = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
         match result {
-            Ok(events) if events.iter().all(|e| e.kind.is_access()) => return,
-            Ok(_) => {}
+            Ok(events) => {
+                let relevant = events.iter().any(|e| {
+                    !e.kind.is_access()
+                        && e.paths
+                            .iter()
+                            .any(|p| ours.iter().any(|d| p.starts_with(d)))
+                });
+                if !relevant {
+                    return;
+                }
+            }
             // A watcher error or an overflow may hide a change: reload all.
             Err(errors) => tracing::warn!("file watcher error, reloading: {errors:?}"),
         }
         c.request_reload();
     })?;
-    rules.watch(directory_of(config_file), RecursiveMode::NonRecursive)?;
-    rules.watch(rules_dir, RecursiveMode::Recursive)?;
+    rules.watch(&config_dir, RecursiveMode::NonRecursive)?;
+    rules.watch(&rules_dir, RecursiveMode::Recursive)?;
+    if let Some(parent) = rules_dir.parent() {
+        rules.watch(parent, RecursiveMode::NonRecursive)?;
+    }
 
     let c = Arc::clone(control);
     let doorbell = doorbell_path(store_path);
@@ -62,9 +80,33 @@ pub fn start(
     // The directory, not the file: it may not exist yet.
     store.watch(&directory_of(&doorbell), RecursiveMode::NonRecursive)?;
     Ok(Watches {
-        _rules: rules,
+        rules,
         _store: store,
+        config_dir,
+        rules_dir,
     })
+}
+
+impl Watches {
+    /// Watches the config and rules directories again, in case they were
+    /// replaced (a deploy that swaps the rules directory for a new one):
+    /// a watch follows a directory, not its name. Called before each reload.
+    pub fn refresh(&mut self) {
+        for (dir, mode) in [
+            (&self.config_dir, RecursiveMode::NonRecursive),
+            (&self.rules_dir, RecursiveMode::Recursive),
+        ] {
+            let _ = self.rules.unwatch(dir);
+            if let Err(e) = self.rules.watch(dir, mode) {
+                tracing::warn!("cannot watch {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+/// The path with links and `..` resolved, when it exists.
+fn real(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn directory_of(file: &Path) -> PathBuf {

@@ -340,15 +340,16 @@ fn spawn_daemon(scratch: &Scratch) -> anyhow::Result<(Arc<Control>, DaemonThread
     let config_file = scratch.config_file.clone();
     let handle = std::thread::spawn(move || -> anyhow::Result<()> {
         let started = (|| {
-            let daemon = Daemon::start(config_file.clone())?;
+            let mut daemon = Daemon::start(config_file.clone())?;
             let rules: &RuleSet = daemon.rules();
             let watches =
                 crate::watch::start(&config_file, &rules.rules_dir, &rules.config.store_path, &c)?;
+            daemon.keep_watching(watches);
             daemon.announce()?;
-            Ok::<_, anyhow::Error>((daemon, watches))
+            Ok::<_, anyhow::Error>(daemon)
         })();
         match started {
-            Ok((mut daemon, _watches)) => {
+            Ok(mut daemon) => {
                 let _ = ready_tx.send(Ok(()));
                 daemon.run(&c)
             }

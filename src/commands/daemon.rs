@@ -19,7 +19,7 @@ pub fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode
         tracing::info!(events = done, "queue drained");
         return Ok(ExitCode::SUCCESS);
     }
-    let _watches = if watch {
+    if watch {
         let rules = daemon.rules();
         let watches = crate::watch::start(
             &config,
@@ -28,10 +28,8 @@ pub fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode
             &control,
         )
         .context("cannot watch the config and rules directories (try --no-watch)")?;
-        Some(watches)
-    } else {
-        None
-    };
+        daemon.keep_watching(watches);
+    }
     daemon.announce()?;
     daemon.run(&control)?;
     Ok(ExitCode::SUCCESS)

@@ -107,6 +107,35 @@ fn rules_reload_in_every_save_style() {
 }
 
 #[test]
+fn a_rules_directory_swapped_by_a_deploy_is_followed() {
+    let inbox = probed();
+    let _daemon = inbox.start(&[]);
+    let mut n = 0;
+    assert_eq!(probe(&inbox, &mut n), "v1");
+    // Deploy: build the new rules beside, then swap the directories.
+    let before = ruleset(&inbox);
+    std::fs::create_dir(inbox.path("rules.new")).unwrap();
+    for entry in std::fs::read_dir(inbox.path("rules")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            inbox.path("rules.new").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    inbox.write("rules.new/probe.rhai", &script("v2"));
+    std::fs::rename(inbox.path("rules"), inbox.path("rules.old")).unwrap();
+    std::fs::rename(inbox.path("rules.new"), inbox.path("rules")).unwrap();
+    wait_reload(&inbox, &before);
+    assert_eq!(probe(&inbox, &mut n), "v2");
+    // Edits in the new directory are seen too.
+    let before = ruleset(&inbox);
+    inbox.write("rules/probe.rhai", &script("v3"));
+    wait_reload(&inbox, &before);
+    assert_eq!(probe(&inbox, &mut n), "v3");
+}
+
+#[test]
 fn a_broken_change_keeps_the_last_good_rules() {
     let inbox = probed();
     let mut daemon = inbox.start(&[]);
