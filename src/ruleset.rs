@@ -75,7 +75,7 @@ impl RuleSet {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let (version, file_hashes) = files.version(&config.file);
+        let (version, file_hashes) = files.version(&config.file, &rules_dir);
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.decl.enabled) {
             for t in &rule.decl.on {
@@ -131,24 +131,35 @@ struct RuleFiles {
 
 impl RuleFiles {
     fn read(dir: &Path) -> Result<RuleFiles, Vec<Diagnostic>> {
-        let unreadable = |e: std::io::Error| {
-            vec![Diagnostic::file(
-                dir,
-                format!("cannot read the rules directory: {e}"),
-            )]
-        };
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(unreadable)?
-            .map(|entry| entry.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(unreadable)?;
-        paths.sort();
+        // Pipelines at the top of the directory; scripts anywhere below it
+        // (`rules/tests/` holds rule tests, not pipelines).
+        let mut paths = Vec::new();
+        for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+            let entry = entry.map_err(|e| {
+                vec![Diagnostic::file(
+                    dir,
+                    format!("cannot read the rules directory: {e}"),
+                )]
+            })?;
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            let kind = entry.path().extension().and_then(|e| e.to_str());
+            if kind == Some("rhai") || (kind == Some("toml") && entry.depth() == 1) {
+                paths.push(entry.into_path());
+            }
+        }
         let mut files = RuleFiles {
             pipelines: Vec::new(),
             scripts: Vec::new(),
         };
         let mut problems = Vec::new();
-        let root = std::fs::canonicalize(dir).map_err(unreadable)?;
+        let root = std::fs::canonicalize(dir).map_err(|e| {
+            vec![Diagnostic::file(
+                dir,
+                format!("cannot read the rules directory: {e}"),
+            )]
+        })?;
         for path in paths {
             let list = match path.extension().and_then(|e| e.to_str()) {
                 Some("toml") => &mut files.pipelines,
@@ -183,13 +194,13 @@ impl RuleFiles {
 
     /// A hash of the config file and of every rule file, names included,
     /// and the hash of each file.
-    fn version(&self, config_file: &Path) -> (String, BTreeMap<PathBuf, String>) {
+    fn version(&self, config_file: &Path, dir: &Path) -> (String, BTreeMap<PathBuf, String>) {
         let config = std::fs::read(config_file).unwrap_or_default();
         let mut files = BTreeMap::from([(config_file.to_path_buf(), short_hash(&config))]);
         let mut hash = Sha256::new();
         hash.update(&config);
         for (path, text) in self.pipelines.iter().chain(&self.scripts) {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let name = path.strip_prefix(dir).unwrap_or(path).to_string_lossy();
             hash.update((name.len() as u64).to_le_bytes());
             hash.update(name.as_bytes());
             hash.update((text.len() as u64).to_le_bytes());

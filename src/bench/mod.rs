@@ -101,10 +101,13 @@ impl Scratch {
         let dir = tempfile::tempdir().context("cannot create a scratch directory")?;
         let rules_dir = dir.path().join("rules");
         std::fs::create_dir_all(&rules_dir)?;
-        for entry in std::fs::read_dir(rules_from)? {
+        for entry in walkdir::WalkDir::new(rules_from) {
             let entry = entry?;
-            if entry.file_type()?.is_file() {
-                std::fs::copy(entry.path(), rules_dir.join(entry.file_name()))?;
+            let target = rules_dir.join(entry.path().strip_prefix(rules_from)?);
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&target)?;
+            } else {
+                std::fs::copy(entry.path(), &target)?;
             }
         }
         let store_path = dir.path().join(format!("{name}.db"));

@@ -296,3 +296,31 @@ fn the_daemon_refuses_to_start_on_broken_rules() {
         .failure()
         .stderr(predicate::str::contains("owner_sync.rhai:1:"));
 }
+
+#[test]
+fn scripts_may_live_in_subdirectories_and_their_errors_say_where() {
+    let inbox = Inbox::new();
+    inbox.write(
+        "rules/team/escalate.rhai",
+        "reject(\"from a subdirectory\");\n",
+    );
+    inbox.write(
+        "rules/zz_team.toml",
+        "[[rule]]\nname = \"escalate\"\non = [\"conversation.created\"]\nscript = \"team/escalate.rhai\"\n",
+    );
+    // A TOML file below the top is not a pipeline (rules/tests/ holds tests).
+    inbox.write("rules/team/not_a_pipeline.toml", "this is not toml at all");
+    inbox.cmd().arg("validate").assert().success();
+    inbox.send(&[conversation_created("e1", "c1")]);
+    assert_eq!(
+        inbox.outcome("e1").1.as_deref(),
+        Some("rule escalate: from a subdirectory")
+    );
+    inbox.write("rules/team/escalate.rhai", "let = 1;\n");
+    inbox
+        .cmd()
+        .arg("validate")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("team/escalate.rhai:1:"));
+}
