@@ -324,3 +324,52 @@ fn scripts_may_live_in_subdirectories_and_their_errors_say_where() {
         .failure()
         .stderr(predicate::str::contains("team/escalate.rhai:1:"));
 }
+
+#[test]
+fn scripts_read_the_state_through_the_api() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "reader",
+        "ticket.owner_changed",
+        r#"let t = ticket(event.ticket);
+let c = conversation(t.conversations[0]);
+let parts = [
+    first_stage(),
+    stage_is_closed("closed"),
+    stage_is_closed("new"),
+    is_blocked("spam@example.com"),
+    is_blocked("ana@example.com"),
+    c.contact,
+    c.ticket,
+    t.owner,
+    event.previous.owner,
+    ticket("nope") == (),
+    conversation("nope") == (),
+];
+reject(parts.reduce(|sum, v| sum + "|" + v, ""));
+"#,
+    );
+    inbox.send(&[
+        ev(
+            "e1",
+            "conversation.created",
+            json!({"conversation": "c1", "contact": "ana@example.com"}),
+        ),
+        ev(
+            "e2",
+            "conversation.created",
+            json!({"conversation": "c2", "contact": "spam@example.com"}),
+        ),
+        conversation_event("e3", "conversation.sender_blocked", "c2"),
+        ticket_created("e4", "T", "c1"),
+        ev(
+            "e5",
+            "ticket.owner_changed",
+            json!({"ticket": "T", "owner": "bob"}),
+        ),
+    ]);
+    assert_eq!(
+        inbox.outcome("e5").1.as_deref(),
+        Some("rule reader: |new|true|false|true|false|ana@example.com|T|bob||true|true")
+    );
+}
