@@ -45,6 +45,11 @@ pub trait Audited {
     fn fields(&self) -> Vec<(String, Value)>;
     /// The fields that differ from `before`, with both values.
     fn changes_from(&self, before: &Self) -> Vec<(String, Value, Value)>;
+    /// Whether a field is a column of the record's row (and not, say, an
+    /// association stored elsewhere).
+    fn is_stored(_field: &str) -> bool {
+        true
+    }
 }
 
 /// Pushes `(field, before, after)` for each listed field that differs.

@@ -87,6 +87,11 @@ impl Audited for Conversation {
         );
         out
     }
+
+    /// The ticket is an association, written on its own.
+    fn is_stored(field: &str) -> bool {
+        field != "ticket"
+    }
 }
 
 /// A CRM record tracking a request.

@@ -82,26 +82,27 @@ impl Working {
     /// Replaces a conversation (or creates it), recording each changed field.
     /// Returns whether anything changed.
     pub fn put_conversation(&mut self, after: Conversation, cause: &Cause) -> bool {
-        let before = self.conversations.get(&after.id).cloned().flatten();
-        let changed = self.record(
+        let before = self.conversations.remove(&after.id).flatten();
+        let (changed, stored) = self.record(
             Entity::Conversation,
             &after.id,
             before.as_ref(),
             &after,
             cause,
         );
-        if changed {
+        if stored {
             self.dirty_conversations.insert(after.id.clone());
-            self.conversations.insert(after.id.clone(), Some(after));
         }
+        self.conversations.insert(after.id.clone(), Some(after));
         changed
     }
 
     /// Replaces a ticket (or creates it), recording each changed field.
     pub fn put_ticket(&mut self, after: Ticket, cause: &Cause) -> bool {
-        let before = self.tickets.get(&after.id).cloned().flatten();
-        let changed = self.record(Entity::Ticket, &after.id, before.as_ref(), &after, cause);
-        if changed {
+        let before = self.tickets.remove(&after.id).flatten();
+        let (changed, stored) =
+            self.record(Entity::Ticket, &after.id, before.as_ref(), &after, cause);
+        if stored {
             self.dirty_tickets.insert(after.id.clone());
         }
         // Even unrecorded fields (the conversations list) must be seen by
@@ -166,6 +167,8 @@ impl Working {
         Ok(())
     }
 
+    /// Records the changes; returns whether anything changed, and whether
+    /// the record's own row must be written.
     fn record<T: Audited>(
         &mut self,
         entity: Entity,
@@ -173,7 +176,7 @@ impl Working {
         before: Option<&T>,
         after: &T,
         cause: &Cause,
-    ) -> bool {
+    ) -> (bool, bool) {
         let Some(before) = before else {
             // A new record lists the fields it was given, not its blanks.
             self.push_change(entity, id, "created", Value::Null, Value::Bool(true), cause);
@@ -182,14 +185,15 @@ impl Working {
                     self.push_change(entity, id, &field, Value::Null, value, cause);
                 }
             }
-            return true;
+            return (true, true);
         };
         let changes = after.changes_from(before);
         let changed = !changes.is_empty();
+        let stored = changes.iter().any(|(field, _, _)| T::is_stored(field));
         for (field, old, new) in changes {
             self.push_change(entity, id, &field, old, new, cause);
         }
-        changed
+        (changed, stored)
     }
 
     fn push_change(
@@ -256,6 +260,20 @@ mod tests {
         assert!(!w.put_ticket(ticket(&["c1", "c2"]), &cause()));
         // ...but what runs next sees it.
         assert_eq!(w.ticket("T").unwrap().unwrap().conversations, ["c1", "c2"]);
+    }
+
+    #[test]
+    fn an_association_alone_does_not_rewrite_the_conversation_row() {
+        let mut w = Working::new(Rc::new(Store::open_in_memory().unwrap()));
+        let mut c = Conversation::new("c1");
+        w.put_conversation(c.clone(), &cause());
+        w.dirty_conversations.clear();
+        c.ticket = Some("T".into());
+        assert!(w.put_conversation(c.clone(), &cause()));
+        assert!(w.dirty_conversations.is_empty());
+        c.owner = Some("ann".into());
+        w.put_conversation(c, &cause());
+        assert!(w.dirty_conversations.contains("c1"));
     }
 
     #[test]
