@@ -23,6 +23,9 @@ use crate::watch::Watches;
 
 /// Events per transaction: many per commit is where throughput comes from.
 const BATCH: usize = 256;
+/// ...but a transaction holds the write lock, and producers wait for it:
+/// a batch commits early once it has run this long.
+const BATCH_TIME: Duration = Duration::from_millis(100);
 /// The idle daemon is woken by file events; this is the fallback in case
 /// one is missed (e.g. on a file system without notifications).
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -216,7 +219,8 @@ impl Daemon {
         }
     }
 
-    /// One transaction: up to `BATCH` events, stopping early if asked.
+    /// One transaction: up to `BATCH` events or `BATCH_TIME`, stopping
+    /// early if asked.
     fn process_batch(&mut self, control: &Control) -> anyhow::Result<usize> {
         let batch = self.store.peek(BATCH).context("cannot read the queue")?;
         if batch.is_empty() {
@@ -225,8 +229,9 @@ impl Daemon {
         self.store.begin().context("cannot start a transaction")?;
         let mut done = 0;
         let mut last = None;
+        let started = std::time::Instant::now();
         for queued in &batch {
-            if control.stopping() {
+            if control.stopping() || started.elapsed() > BATCH_TIME {
                 break;
             }
             let result = match serde_json::from_str::<Event>(&queued.body) {
