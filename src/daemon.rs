@@ -18,7 +18,7 @@ use crate::event::{now_rfc3339, Event};
 use crate::lock::DaemonLock;
 use crate::report::Outcome;
 use crate::ruleset::RuleSet;
-use crate::store::{Checkpointer, Store};
+use crate::store::{Checkpointer, Queued, Store};
 use crate::watch::Watches;
 
 /// Events per transaction: many per commit is where throughput comes from.
@@ -220,45 +220,58 @@ impl Daemon {
     }
 
     /// One transaction: up to `BATCH` events or `BATCH_TIME`, stopping
-    /// early if asked.
+    /// early if asked. On any error the whole transaction is rolled back,
+    /// so that nothing of it stays and the next try starts clean.
     fn process_batch(&mut self, control: &Control) -> anyhow::Result<usize> {
         let batch = self.store.peek(BATCH).context("cannot read the queue")?;
         if batch.is_empty() {
             return Ok(0);
         }
         self.store.begin().context("cannot start a transaction")?;
-        let mut done = 0;
+        let result = self.process_events(&batch, control);
+        self.processor.end_batch();
+        if result.is_err() {
+            let _ = self.store.rollback();
+        }
+        result
+    }
+
+    /// The events of a batch, in the transaction `process_batch` opened,
+    /// then the commit.
+    fn process_events(&mut self, batch: &[Queued], control: &Control) -> anyhow::Result<usize> {
+        self.processor
+            .expect_batch(batch.iter().map(|q| q.event_id.as_str()))
+            .context("cannot read the processed events")?;
         let mut last = None;
         let started = std::time::Instant::now();
-        for queued in &batch {
+        for queued in batch {
             if control.stopping() || started.elapsed() > BATCH_TIME {
                 break;
             }
-            let result = match serde_json::from_str::<Event>(&queued.body) {
-                Ok(event) => self
+            match serde_json::from_str::<Event>(&queued.body) {
+                Ok(event) => {
+                    let report = self
+                        .processor
+                        .process_body(&event, &queued.body, Some(queued.seq))
+                        .context("cannot record an event's outcome")?;
+                    log_outcome(&report.event, report.outcome, report.reason.as_deref());
+                }
+                Err(e) => self
                     .processor
-                    .process_body(&event, &queued.body, Some(queued.seq))
-                    .map(|report| {
-                        log_outcome(&report.event, report.outcome, report.reason.as_deref())
-                    }),
-                Err(e) => self.processor.record_unreadable(queued, &e.to_string()),
-            };
-            if let Err(e) = result {
-                let _ = self.store.rollback();
-                return Err(e).context("cannot record an event's outcome");
+                    .record_unreadable(queued, &e.to_string())
+                    .context("cannot record an event's outcome")?,
             }
-            done += 1;
             last = Some(queued.seq);
         }
+        let Some(last) = last else {
+            return Ok(0);
+        };
         // Acknowledged in the same transaction as their effects.
-        if let Some(seq) = last {
-            if let Err(e) = self.store.ack_through(seq) {
-                let _ = self.store.rollback();
-                return Err(e).context("cannot take processed events off the queue");
-            }
-        }
+        self.store
+            .ack_through(last)
+            .context("cannot take processed events off the queue")?;
         self.store.commit().context("cannot commit")?;
-        Ok(done)
+        Ok(batch.iter().take_while(|q| q.seq <= last).count())
     }
 }
 

@@ -3,7 +3,7 @@
 //! savepoint, so that nothing of a failed or rejected event stays.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::Instant;
@@ -27,6 +27,9 @@ pub struct Processor {
     /// When the running script started, for the time limit.
     clock: Rc<Cell<Instant>>,
     unit: Rc<RefCell<Unit>>,
+    /// Whether event ids are done (applied or rejected), looked up for a
+    /// whole batch at once; valid for the current transaction only.
+    known_done: HashMap<String, bool>,
 }
 
 impl Processor {
@@ -44,6 +47,34 @@ impl Processor {
             scripts,
             clock,
             unit,
+            known_done: HashMap::new(),
+        }
+    }
+
+    /// Looks up in one query which of these event ids are done, for the
+    /// events of a batch about to be processed in this transaction.
+    pub fn expect_batch<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> rusqlite::Result<()> {
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let done = self.store.done_among(&ids)?;
+        self.known_done = ids
+            .into_iter()
+            .map(|id| (id.to_string(), done.contains(id)))
+            .collect();
+        Ok(())
+    }
+
+    /// Forgets what `expect_batch` learned, at the end of its transaction.
+    pub fn end_batch(&mut self) {
+        self.known_done.clear();
+    }
+
+    fn is_done(&self, id: &str) -> rusqlite::Result<bool> {
+        match self.known_done.get(id) {
+            Some(&done) => Ok(done),
+            None => self.store.is_done(id),
         }
     }
 
@@ -91,6 +122,11 @@ impl Processor {
             changes: &report.changes,
         })?;
         self.store.release()?;
+        if matches!(report.outcome, Outcome::Applied | Outcome::Rejected) {
+            if let Some(done) = self.known_done.get_mut(&event.id) {
+                *done = true;
+            }
+        }
         Ok(report)
     }
 
@@ -133,7 +169,7 @@ impl Processor {
             rules_fired: Vec::new(),
             changes: Vec::new(),
         };
-        match self.store.is_done(&event.id) {
+        match self.is_done(&event.id) {
             Ok(true) => {
                 report.outcome = Outcome::Duplicate;
                 report.reason = Some(format!("event id {} was processed before", event.id));

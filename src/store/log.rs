@@ -45,6 +45,19 @@ impl Store {
             .exists([event_id])
     }
 
+    /// Which of `ids` were applied or rejected before, in one query.
+    pub fn done_among(&self, ids: &[&str]) -> rusqlite::Result<std::collections::HashSet<String>> {
+        let ids = serde_json::to_string(ids).expect("strings always serialize");
+        self.conn
+            .prepare_cached(
+                "SELECT DISTINCT event_id FROM processed
+                 WHERE event_id IN (SELECT value FROM json_each(?1))
+                   AND outcome IN ('applied', 'rejected')",
+            )?
+            .query_map([ids], |r| r.get(0))?
+            .collect()
+    }
+
     /// Records an outcome and its changes.
     pub fn record(&self, r: &Recorded) -> rusqlite::Result<()> {
         self.conn
