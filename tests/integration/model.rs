@@ -349,7 +349,11 @@ fn check(events: &[Value], auto_ticket: bool) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    // PROPTEST_CASES raises the number of streams for a long run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_daemon_agrees_with_the_reference_model(events in proptest::collection::vec(event(), 1..60)) {
