@@ -133,7 +133,7 @@ pub enum Command {
     Events {
         /// Only events with this outcome.
         #[arg(long, value_enum)]
-        outcome: Option<OutcomeFilter>,
+        outcome: Option<crate::report::Outcome>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -179,23 +179,4 @@ pub enum Format {
 pub enum InputFormat {
     Inbox,
     Hubspot,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutcomeFilter {
-    Applied,
-    Rejected,
-    Failed,
-    Duplicate,
-}
-
-impl OutcomeFilter {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeFilter::Applied => "applied",
-            OutcomeFilter::Rejected => "rejected",
-            OutcomeFilter::Failed => "failed",
-            OutcomeFilter::Duplicate => "duplicate",
-        }
-    }
 }

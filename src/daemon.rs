@@ -59,6 +59,11 @@ impl Control {
         let _ = self.wake_tx.try_send(());
     }
 
+    pub fn request_reload(&self) {
+        self.reload.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.wake();

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::change::Change;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Applied, with its cascade (possibly changing nothing).

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use rhai::{Dynamic, Scope, AST};
+use rhai::{Dynamic, Engine, Scope, AST};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
@@ -62,14 +62,15 @@ impl RuleSet {
         let rules_dir = rules_dir.map_or_else(|| config.rules_dir.clone(), Path::to_path_buf);
         let files = RuleFiles::read(&rules_dir)?;
         let mut problems = Vec::new();
-        let scripts = compile_scripts(&files.scripts, &mut problems);
+        let engine = sandboxed_engine();
+        let scripts = compile_scripts(&engine, &files.scripts, &mut problems);
         let mut decls = Vec::new();
         for (path, text) in &files.pipelines {
             let (found, errors) = pipeline::parse(path, text);
             decls.extend(found);
             problems.extend(errors);
         }
-        let rules = link(decls, &rules_dir, &scripts, &mut problems);
+        let rules = link(&engine, decls, &rules_dir, &scripts, &mut problems);
         let settings = rhai::serde::to_dynamic(&config.settings)
             .map_err(|e| vec![Diagnostic::file(&config.file, format!("[settings]: {e}"))])?;
         if !problems.is_empty() {
@@ -222,10 +223,10 @@ fn hex(bytes: &[u8]) -> String {
 /// Compiles every script of the directory, referenced or not, so that a
 /// broken file is found before a pipeline points at it.
 fn compile_scripts(
+    engine: &Engine,
     scripts: &[(PathBuf, String)],
     problems: &mut Vec<Diagnostic>,
 ) -> BTreeMap<PathBuf, Rc<AST>> {
-    let engine = sandboxed_engine();
     let scope = script_scope(Dynamic::UNIT, Dynamic::UNIT);
     let mut compiled = BTreeMap::new();
     for (path, text) in scripts {
@@ -246,12 +247,12 @@ fn compile_scripts(
 
 /// Joins each declared rule to its compiled script and condition.
 fn link(
+    engine: &Engine,
     decls: Vec<RuleDecl>,
     rules_dir: &Path,
     scripts: &BTreeMap<PathBuf, Rc<AST>>,
     problems: &mut Vec<Diagnostic>,
 ) -> Vec<Rule> {
-    let engine = sandboxed_engine();
     let scope = script_scope(Dynamic::UNIT, Dynamic::UNIT);
     let mut rules: Vec<Rule> = Vec::new();
     for decl in decls {

@@ -44,10 +44,14 @@ impl Pending {
     }
 }
 
-/// The rule running now, and for which event.
+/// The rule running now, and what its actions' derived events inherit;
+/// worked out once per rule run, not once per action.
 struct Firing {
     rule: String,
-    event: Pending,
+    /// How the event the rule runs for came about.
+    trail: String,
+    /// The chain of every event the rule's actions derive.
+    chain: Vec<(String, String)>,
 }
 
 pub struct Unit {
@@ -106,9 +110,12 @@ impl Unit {
     }
 
     pub fn begin_firing(&mut self, rule: &str, event: &Pending) {
+        let mut chain = event.chain.clone();
+        chain.push((rule.to_string(), event.id.clone()));
         self.firing = Some(Firing {
             rule: rule.to_string(),
-            event: event.clone(),
+            trail: event.trail(),
+            chain,
         });
     }
 
@@ -140,14 +147,13 @@ impl Unit {
         let cause = Cause {
             event: id.clone(),
             rule: Some(rule.clone()),
-            chain: format!("{} → {rule} → {id}", firing.event.trail()),
+            chain: format!("{} → {rule} → {id}", firing.trail),
         };
         let mark = self.working.changes().len();
         match apply(&mut self.working, &kind, &self.stages, Mode::Action, &cause) {
             Ok(true) => {
                 self.derived_count += 1;
-                let mut chain = firing.event.chain.clone();
-                chain.push((rule, firing.event.id.clone()));
+                let chain = firing.chain.clone();
                 let previous = self.previous_values(mark);
                 self.derived.push(Pending {
                     id: id.clone(),

@@ -3,7 +3,6 @@
 //! daemon.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,12 +112,5 @@ fn directory_of(file: &Path) -> PathBuf {
     match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
-    }
-}
-
-impl Control {
-    pub fn request_reload(&self) {
-        self.reload.store(true, Ordering::SeqCst);
-        self.wake();
     }
 }

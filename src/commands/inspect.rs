@@ -1,17 +1,17 @@
 //! `export`, `events`, `status` and `explain`: reading the state and its
 //! history.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use super::{emit, open_for_reading};
-use crate::cli::{Format, OutcomeFilter};
+use crate::cli::Format;
 use crate::config::Config;
 use crate::export::Export;
 use crate::lock::DaemonLock;
+use crate::report::Outcome;
 
 pub fn export(config_file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
@@ -23,28 +23,29 @@ pub fn export(config_file: &Path) -> anyhow::Result<ExitCode> {
 
 pub fn events(
     config_file: &Path,
-    outcome: Option<OutcomeFilter>,
+    outcome: Option<Outcome>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     let store = open_for_reading(&config)?;
     let rows = store
-        .outcomes(outcome.map(OutcomeFilter::as_str))
+        .outcomes(outcome.map(Outcome::as_str))
         .context("cannot read the processed events")?;
-    let mut out = std::io::stdout().lock();
-    match format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
-        Format::Text => {
-            for row in rows {
-                let reason = row.reason.map(|r| format!(": {r}")).unwrap_or_default();
-                writeln!(
-                    out,
-                    "#{} {} {} {} {}{reason}",
+    emit(format, &rows, |rows| {
+        rows.iter()
+            .map(|row| {
+                let reason = row
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                format!(
+                    "#{} {} {} {} {}{reason}\n",
                     row.seq, row.processed_at, row.id, row.event_type, row.outcome
-                )?;
-            }
-        }
-    }
+                )
+            })
+            .collect()
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
