@@ -155,13 +155,9 @@ fn scripts_that_break_compile_time_limits_are_refused_by_validate() {
     ] {
         let inbox = Inbox::new();
         inbox.add_rule("h", "conversation.created", &script);
-        inbox
-            .cmd()
-            .arg("validate")
-            .assert()
-            .failure()
-            .stderr(predicate::str::contains("h.rhai:"));
-        let _ = name;
+        let out = inbox.cmd().arg("validate").assert().failure();
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(stderr.contains("h.rhai:"), "{name}: {stderr}");
     }
 }
 
@@ -334,16 +330,6 @@ fn a_rule_that_derives_events_without_end_fails_its_event() {
     inbox.add_rule(
         "flood",
         "conversation.created",
-        "let i = 0;\nloop { create_ticket(\"t\" + i, \"x\"); i += 1; }\n",
-    );
-    // Every create_ticket here is invalid (no conversation x): rejected at once.
-    inbox.send(&[conversation_created("e1", "c1")]);
-    assert_eq!(inbox.outcome("e1").0, "rejected");
-
-    let inbox = Inbox::new();
-    inbox.add_rule(
-        "flood",
-        "conversation.created",
         "let i = 0;\nloop { set_conversation_owner(event.conversation, \"o\" + i); i += 1; }\n",
     );
     inbox.send(&[
@@ -442,4 +428,25 @@ fn a_full_disk_is_a_clear_error_and_commits_nothing_half_way() {
         3000
     );
     integrity_check(&inbox);
+}
+
+#[test]
+fn a_queued_entry_that_cannot_be_read_fails_without_blocking_the_queue() {
+    let inbox = Inbox::new();
+    inbox.enqueue(&lines(&[conversation_created("e1", "c1")]));
+    // Written by something other than `enqueue` (an older version, a hand).
+    let db = rusqlite::Connection::open(inbox.path("var/inboxd.db")).unwrap();
+    db.execute(
+        "INSERT INTO queue (event_id, body, enqueued_at) VALUES ('bad', '{\"id\":\"bad\"}', 'now')",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    inbox.enqueue(&lines(&[conversation_created("e2", "c2")]));
+    inbox.drain();
+    let (outcome, reason) = inbox.outcome("bad");
+    assert_eq!(outcome, "failed");
+    assert!(reason.unwrap().contains("cannot be read"));
+    assert_eq!(inbox.outcome("e2").0, "applied");
+    assert_eq!(inbox.status()["queued"], 0);
 }

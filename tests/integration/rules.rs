@@ -186,6 +186,19 @@ fn an_invalid_action_rejects_the_event() {
     assert_eq!(inbox.export()["conversations"], json!([]));
 }
 
+/// Conversation c1 with ticket T (events e1, e2), then e3 sets T's owner.
+fn set_ticket_owner_on_a_new_ticket(inbox: &Inbox, owner: &str) {
+    inbox.send(&[
+        conversation_created("e1", "c1"),
+        ticket_created("e2", "T", "c1"),
+        ev(
+            "e3",
+            "ticket.owner_changed",
+            json!({"ticket": "T", "owner": owner}),
+        ),
+    ]);
+}
+
 #[test]
 fn a_rule_cannot_give_a_conversation_a_second_ticket() {
     let inbox = Inbox::new();
@@ -194,15 +207,7 @@ fn a_rule_cannot_give_a_conversation_a_second_ticket() {
         "ticket.owner_changed",
         "create_ticket(\"T2\", \"c1\");\n",
     );
-    inbox.send(&[
-        conversation_created("e1", "c1"),
-        ticket_created("e2", "T", "c1"),
-        ev(
-            "e3",
-            "ticket.owner_changed",
-            json!({"ticket": "T", "owner": "x"}),
-        ),
-    ]);
+    set_ticket_owner_on_a_new_ticket(&inbox, "x");
     let (outcome, reason) = inbox.outcome("e3");
     assert_eq!(outcome, "rejected");
     assert!(reason.unwrap().contains("P2"));
@@ -222,15 +227,7 @@ fn a_cascade_cycle_fails_at_the_maximum_depth_naming_the_rules() {
         "ticket.owner_changed",
         "if event.owner == \"b\" { set_ticket_owner(event.ticket, \"a\"); }\n",
     );
-    inbox.send(&[
-        conversation_created("e1", "c1"),
-        ticket_created("e2", "T", "c1"),
-        ev(
-            "e3",
-            "ticket.owner_changed",
-            json!({"ticket": "T", "owner": "a"}),
-        ),
-    ]);
+    set_ticket_owner_on_a_new_ticket(&inbox, "a");
     let (outcome, reason) = inbox.outcome("e3");
     assert_eq!(outcome, "failed");
     let reason = reason.unwrap();
