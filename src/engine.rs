@@ -1,6 +1,7 @@
 //! Processing one event: primary change, rules, breadth-first cascade of
-//! derived events, outcome — all inside the caller's transaction, under a
-//! savepoint, so that nothing of a failed or rejected event stays.
+//! derived events, outcome — all inside the caller's transaction. The
+//! event's changes are worked out in memory and written under a savepoint,
+//! so that nothing of a failed or rejected event stays.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -101,12 +102,9 @@ impl Processor {
         body: &str,
         queue_seq: Option<i64>,
     ) -> rusqlite::Result<Report> {
-        self.store.savepoint()?;
         let mut report = self.evaluate(event);
         if report.outcome == Outcome::Applied {
-            if let Err(e) = self.unit.borrow().working.flush() {
-                self.store.rollback_to_savepoint()?;
-                self.store.savepoint()?;
+            if let Err(e) = self.write_state()? {
                 report.fail(format!("store error: {e}"));
             }
         }
@@ -121,13 +119,33 @@ impl Processor {
             processed_at: &now_rfc3339(),
             changes: &report.changes,
         })?;
-        self.store.release()?;
         if matches!(report.outcome, Outcome::Applied | Outcome::Rejected) {
             if let Some(done) = self.known_done.get_mut(&event.id) {
                 *done = true;
             }
         }
         Ok(report)
+    }
+
+    /// Writes the event's working state under a savepoint, so that a write
+    /// refused half-way (a constraint of the schema) leaves none of it. Only
+    /// the state rows are inside: a failure to record the outcome fails the
+    /// whole batch anyway, and every page a savepoint covers is copied.
+    /// The inner error is the event's (its writes were undone); the outer
+    /// one is the transaction's.
+    fn write_state(&self) -> rusqlite::Result<rusqlite::Result<()>> {
+        let unit = self.unit.borrow();
+        if !unit.working.is_dirty() {
+            return Ok(Ok(()));
+        }
+        self.store.savepoint()?;
+        match unit.working.flush() {
+            Ok(()) => self.store.release().map(Ok),
+            Err(e) => {
+                self.store.rollback_to_savepoint()?;
+                Ok(Err(e))
+            }
+        }
     }
 
     /// Records a queued event that cannot be read as failed; once the

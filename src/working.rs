@@ -147,6 +147,14 @@ impl Working {
     }
 
     /// Writes every change to the store (inside the caller's transaction).
+    /// Whether anything is to be written.
+    pub fn is_dirty(&self) -> bool {
+        !(self.dirty_conversations.is_empty()
+            && self.dirty_tickets.is_empty()
+            && self.new_associations.is_empty()
+            && self.new_blocks.is_empty())
+    }
+
     pub fn flush(&self) -> rusqlite::Result<()> {
         for id in &self.dirty_conversations {
             if let Some(Some(c)) = self.conversations.get(id) {

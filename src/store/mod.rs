@@ -76,6 +76,9 @@ impl Store {
             conn.pragma_update(None, "foreign_keys", "ON")?;
             // 32 MiB of page cache (the default is 2 MiB).
             conn.pragma_update(None, "cache_size", -32_768)?;
+            // Savepoints' sub-journals in memory, not in temporary files:
+            // every event's savepoint copies the pages it writes.
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
             schema::migrate(&mut conn)?;
             Ok(conn)
         };
