@@ -20,6 +20,12 @@ impl Entity {
             Entity::BlockedContact => "blocked_contact",
         }
     }
+
+    pub fn parse(name: &str) -> Option<Entity> {
+        [Entity::Conversation, Entity::Ticket, Entity::BlockedContact]
+            .into_iter()
+            .find(|e| e.as_str() == name)
+    }
 }
 
 /// One field of one record, before and after. A created record has the

@@ -40,3 +40,6 @@ fn report(error: &anyhow::Error) {
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     );
 }
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

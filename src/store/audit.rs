@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::Store;
-use crate::change::Change;
+use crate::change::{Change, Entity};
 
 /// One audited change of one field, with its event.
 #[derive(Debug, Clone, Serialize)]
@@ -144,6 +144,51 @@ impl Store {
                     before,
                     after,
                 });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Every audited change with the `processed` row of its event, as
+    /// `insert_audit` was given it, in order.
+    pub(super) fn audited_changes(&self) -> rusqlite::Result<Vec<(i64, Change)>> {
+        let rows: Vec<(i64, Change, String)> = self
+            .conn
+            .prepare(
+                "SELECT processed, cause, rule, chain, entity, entity_id, fields FROM audit ORDER BY id",
+            )?
+            .query_map([], |r| {
+                let entity: String = r.get(4)?;
+                let entity = Entity::parse(&entity).ok_or_else(|| {
+                    rusqlite::Error::InvalidColumnType(4, entity, rusqlite::types::Type::Text)
+                })?;
+                let change = Change {
+                    entity,
+                    id: r.get(5)?,
+                    field: String::new(),
+                    before: Value::Null,
+                    after: Value::Null,
+                    event: r.get(1)?,
+                    rule: r.get(2)?,
+                    chain: r.get(3)?,
+                };
+                Ok((r.get(0)?, change, r.get(6)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::new();
+        for (processed, change, fields) in rows {
+            for (field, before, after) in parse_fields(&fields) {
+                out.push((
+                    processed,
+                    Change {
+                        field,
+                        before,
+                        after,
+                        ..change.clone()
+                    },
+                ));
             }
         }
         Ok(out)

@@ -193,3 +193,70 @@ impl Store {
         Ok(entries)
     }
 }
+
+/// One processed event as recorded, with its changes as `record` was given
+/// them: what the benchmark's ceiling writes again.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    pub seq: i64,
+    pub queue_seq: Option<i64>,
+    pub event_id: String,
+    pub event_type: String,
+    pub body: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub ruleset: String,
+    pub processed_at: String,
+    pub changes: Vec<Change>,
+}
+
+impl LoggedEvent {
+    pub fn as_recorded(&self) -> Recorded<'_> {
+        Recorded {
+            queue_seq: self.queue_seq,
+            event_id: &self.event_id,
+            event_type: &self.event_type,
+            body: &self.body,
+            outcome: &self.outcome,
+            reason: self.reason.as_deref(),
+            ruleset: &self.ruleset,
+            processed_at: &self.processed_at,
+            changes: &self.changes,
+        }
+    }
+}
+
+impl Store {
+    /// Every processed event with its changes, in order.
+    pub fn logged_events(&self) -> rusqlite::Result<Vec<LoggedEvent>> {
+        let mut events: Vec<LoggedEvent> = self
+            .conn
+            .prepare(
+                "SELECT seq, queue_seq, event_id, type, body, outcome, reason, ruleset, processed_at
+                 FROM processed ORDER BY seq",
+            )?
+            .query_map([], |r| {
+                Ok(LoggedEvent {
+                    seq: r.get(0)?,
+                    queue_seq: r.get(1)?,
+                    event_id: r.get(2)?,
+                    event_type: r.get(3)?,
+                    body: r.get(4)?,
+                    outcome: r.get(5)?,
+                    reason: r.get(6)?,
+                    ruleset: r.get(7)?,
+                    processed_at: r.get(8)?,
+                    changes: Vec::new(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let index: std::collections::HashMap<i64, usize> =
+            events.iter().enumerate().map(|(i, e)| (e.seq, i)).collect();
+        for (processed, change) in self.audited_changes()? {
+            if let Some(&i) = index.get(&processed) {
+                events[i].changes.push(change);
+            }
+        }
+        Ok(events)
+    }
+}

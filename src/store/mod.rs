@@ -21,7 +21,7 @@ use crate::config::Synchronous;
 
 pub use audit::{AuditRow, TrailChange};
 pub use checkpoint::Checkpointer;
-pub use log::{HistoryEntry, OutcomeRow, Recorded};
+pub use log::{HistoryEntry, LoggedEvent, OutcomeRow, Recorded};
 pub use queue::Queued;
 pub use status::DaemonStatus;
 
