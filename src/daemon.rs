@@ -234,8 +234,9 @@ impl Daemon {
         }
         self.store.begin().context("cannot start a transaction")?;
         let result = self.process_events(&batch, control);
-        self.processor.end_batch();
-        if result.is_err() {
+        let committed = matches!(result, Ok(n) if n > 0);
+        self.processor.end_batch(committed);
+        if !committed {
             let _ = self.store.rollback();
         }
         result

@@ -67,9 +67,14 @@ impl Processor {
         Ok(())
     }
 
-    /// Forgets what `expect_batch` learned, at the end of its transaction.
-    pub fn end_batch(&mut self) {
+    /// Forgets what `expect_batch` learned, at the end of its transaction,
+    /// and what the store was known to hold if the transaction did not
+    /// commit.
+    pub fn end_batch(&mut self, committed: bool) {
         self.known_done.clear();
+        if !committed {
+            self.unit.borrow_mut().working.forget_stored();
+        }
     }
 
     fn is_done(&self, id: &str) -> rusqlite::Result<bool> {
@@ -134,13 +139,17 @@ impl Processor {
     /// The inner error is the event's (its writes were undone); the outer
     /// one is the transaction's.
     fn write_state(&self) -> rusqlite::Result<rusqlite::Result<()>> {
-        let unit = self.unit.borrow();
+        let mut unit = self.unit.borrow_mut();
         if !unit.working.is_dirty() {
             return Ok(Ok(()));
         }
         self.store.savepoint()?;
         match unit.working.flush() {
-            Ok(()) => self.store.release().map(Ok),
+            Ok(()) => {
+                self.store.release()?;
+                unit.working.keep_as_stored();
+                Ok(Ok(()))
+            }
             Err(e) => {
                 self.store.rollback_to_savepoint()?;
                 Ok(Err(e))
@@ -352,4 +361,83 @@ fn too_deep(next: &Pending, max: usize) -> String {
         "cascade deeper than the maximum of {max}: {}",
         chain.join(" -> ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn processor(store: &Rc<Store>) -> Processor {
+        let config = Config::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/inboxd.toml"),
+        )
+        .unwrap();
+        let rules = RuleSet::load(config, None).unwrap();
+        Processor::new(Rc::clone(store), rules)
+    }
+
+    fn event(json: &str) -> Event {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_rolled_back_batch_leaves_nothing_known_of_what_it_wrote() {
+        let store = Rc::new(Store::open_in_memory().unwrap());
+        let mut processor = processor(&store);
+        let created = event(r#"{"id":"e1","type":"conversation.created","conversation":"c1"}"#);
+        let owned = event(
+            r#"{"id":"e2","type":"conversation.owner_changed","conversation":"c1","owner":"ann"}"#,
+        );
+
+        store.begin().unwrap();
+        processor.expect_batch(["e1"]).unwrap();
+        let report = processor.process(&created, None).unwrap();
+        assert_eq!(report.outcome, Outcome::Applied);
+        store.rollback().unwrap();
+        processor.end_batch(false);
+
+        // c1 was never stored: an event about it is rejected, not applied
+        // to a remembered copy.
+        store.begin().unwrap();
+        let report = processor.process(&owned, None).unwrap();
+        assert_eq!(report.outcome, Outcome::Rejected);
+        store.commit().unwrap();
+        processor.end_batch(true);
+        assert!(store.conversation("c1").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_committed_batch_is_remembered_as_the_store_holds_it() {
+        let store = Rc::new(Store::open_in_memory().unwrap());
+        let mut processor = processor(&store);
+        store.begin().unwrap();
+        for json in [
+            r#"{"id":"e1","type":"conversation.created","conversation":"c1"}"#,
+            r#"{"id":"e2","type":"conversation.owner_changed","conversation":"c1","owner":"ann"}"#,
+        ] {
+            let report = processor.process(&event(json), None).unwrap();
+            assert_eq!(report.outcome, Outcome::Applied);
+        }
+        store.commit().unwrap();
+        processor.end_batch(true);
+
+        store.begin().unwrap();
+        let report = processor
+            .process(
+                &event(r#"{"id":"e3","type":"conversation.owner_changed","conversation":"c1","owner":"bob"}"#),
+                None,
+            )
+            .unwrap();
+        store.commit().unwrap();
+        let owner = &report.changes[0];
+        assert_eq!(
+            (owner.before.as_str(), owner.after.as_str()),
+            (Some("ann"), Some("bob"))
+        );
+        assert_eq!(
+            store.conversation("c1").unwrap().unwrap().owner.as_deref(),
+            Some("bob")
+        );
+    }
 }

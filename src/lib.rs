@@ -26,6 +26,7 @@ pub mod ruleset;
 pub mod ruletest;
 pub mod script;
 pub mod state;
+pub mod state_cache;
 pub mod store;
 pub mod unit;
 pub mod watch;

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::change::{Audited, Change, Entity};
 use crate::state::{Conversation, Ticket};
+use crate::state_cache::{Bounded, StateCache};
 use crate::store::Store;
 
 /// Which event, and which rule if any, is making a change.
@@ -21,6 +22,8 @@ pub struct Cause {
 
 pub struct Working {
     store: Rc<Store>,
+    /// What the store holds, kept across events.
+    cache: StateCache,
     conversations: HashMap<String, Option<Conversation>>,
     tickets: HashMap<String, Option<Ticket>>,
     blocked: HashMap<String, bool>,
@@ -36,6 +39,7 @@ impl Working {
     pub fn new(store: Rc<Store>) -> Self {
         Working {
             store,
+            cache: StateCache::new(),
             conversations: HashMap::new(),
             tickets: HashMap::new(),
             blocked: HashMap::new(),
@@ -47,36 +51,52 @@ impl Working {
         }
     }
 
-    /// Forgets everything, for the next event.
+    /// Forgets the event's working state, for the next event.
     pub fn reset(&mut self) {
+        let cache = std::mem::replace(&mut self.cache, StateCache::new());
         *self = Working::new(Rc::clone(&self.store));
+        self.cache = cache;
+    }
+
+    /// Notes that the event's working state is now in the store (`flush`
+    /// went through), so later events need not read it back.
+    pub fn keep_as_stored(&mut self) {
+        for (id, c) in &self.conversations {
+            self.cache.conversations.learn(id.clone(), c.clone());
+        }
+        for (id, t) in &self.tickets {
+            self.cache.tickets.learn(id.clone(), t.clone());
+        }
+        for (contact, &blocked) in &self.blocked {
+            self.cache.blocked.learn(contact.clone(), blocked);
+        }
+    }
+
+    /// Forgets what the store was known to hold: a transaction was rolled
+    /// back.
+    pub fn forget_stored(&mut self) {
+        self.cache.clear();
     }
 
     pub fn conversation(&mut self, id: &str) -> rusqlite::Result<Option<Conversation>> {
-        if let Some(found) = self.conversations.get(id) {
-            return Ok(found.clone());
-        }
-        let found = self.store.conversation(id)?;
-        self.conversations.insert(id.to_string(), found.clone());
-        Ok(found)
+        look_up(
+            &mut self.conversations,
+            &mut self.cache.conversations,
+            id,
+            || self.store.conversation(id),
+        )
     }
 
     pub fn ticket(&mut self, id: &str) -> rusqlite::Result<Option<Ticket>> {
-        if let Some(found) = self.tickets.get(id) {
-            return Ok(found.clone());
-        }
-        let found = self.store.ticket(id)?;
-        self.tickets.insert(id.to_string(), found.clone());
-        Ok(found)
+        look_up(&mut self.tickets, &mut self.cache.tickets, id, || {
+            self.store.ticket(id)
+        })
     }
 
     pub fn is_blocked(&mut self, contact: &str) -> rusqlite::Result<bool> {
-        if let Some(&found) = self.blocked.get(contact) {
-            return Ok(found);
-        }
-        let found = self.store.is_blocked(contact)?;
-        self.blocked.insert(contact.to_string(), found);
-        Ok(found)
+        look_up(&mut self.blocked, &mut self.cache.blocked, contact, || {
+            self.store.is_blocked(contact)
+        })
     }
 
     /// Replaces a conversation (or creates it), recording each changed field.
@@ -224,6 +244,29 @@ impl Working {
             chain: cause.chain.clone(),
         });
     }
+}
+
+/// A record from the event's working state, else from what the store is
+/// known to hold, else read from the store.
+fn look_up<T: Clone>(
+    working: &mut HashMap<String, T>,
+    stored: &mut Bounded<T>,
+    id: &str,
+    read: impl FnOnce() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    if let Some(found) = working.get(id) {
+        return Ok(found.clone());
+    }
+    let found = match stored.get(id) {
+        Some(known) => known,
+        None => {
+            let read = read()?;
+            stored.learn(id.to_string(), read.clone());
+            read
+        }
+    };
+    working.insert(id.to_string(), found.clone());
+    Ok(found)
 }
 
 /// Whether a field of a new record is blank, so not worth listing.

@@ -1,0 +1,78 @@
+//! Records as the store holds them, kept from one event to the next so that
+//! the daemon does not read back what it has just written.
+//!
+//! It is right only while nothing else writes the state: the daemon is its
+//! only writer (one daemon per database, `lock.rs`; every other command
+//! writes the queue only, or rolls back), and the engine forgets it all when
+//! a transaction is rolled back. Bounded: when a kind of record reaches
+//! `CAPACITY`, its cache starts over.
+
+use std::collections::HashMap;
+
+use crate::state::{Conversation, Ticket};
+
+const CAPACITY: usize = 20_000;
+
+/// Records by id; `None` is a record known not to exist.
+pub struct Bounded<T> {
+    records: HashMap<String, T>,
+}
+
+impl<T: Clone> Bounded<T> {
+    fn new() -> Self {
+        Bounded {
+            records: HashMap::new(),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<T> {
+        self.records.get(id).cloned()
+    }
+
+    pub fn learn(&mut self, id: String, record: T) {
+        if self.records.len() >= CAPACITY && !self.records.contains_key(&id) {
+            self.records.clear();
+        }
+        self.records.insert(id, record);
+    }
+}
+
+pub struct StateCache {
+    pub conversations: Bounded<Option<Conversation>>,
+    pub tickets: Bounded<Option<Ticket>>,
+    pub blocked: Bounded<bool>,
+}
+
+impl StateCache {
+    pub fn new() -> Self {
+        StateCache {
+            conversations: Bounded::new(),
+            tickets: Bounded::new(),
+            blocked: Bounded::new(),
+        }
+    }
+
+    /// Forgets everything: the store may no longer hold what was learned.
+    pub fn clear(&mut self) {
+        *self = StateCache::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_cache_starts_over_instead_of_growing() {
+        let mut cache = Bounded::new();
+        for i in 0..CAPACITY {
+            cache.learn(format!("c{i}"), i);
+        }
+        cache.learn("c0".into(), 7);
+        assert_eq!(cache.records.len(), CAPACITY);
+        cache.learn("new".into(), 1);
+        assert_eq!(cache.records.len(), 1);
+        assert_eq!(cache.get("new"), Some(1));
+        assert_eq!(cache.get("c1"), None);
+    }
+}
