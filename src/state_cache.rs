@@ -58,6 +58,12 @@ impl StateCache {
     }
 }
 
+impl Default for StateCache {
+    fn default() -> Self {
+        StateCache::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

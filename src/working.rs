@@ -53,7 +53,7 @@ impl Working {
 
     /// Forgets the event's working state, for the next event.
     pub fn reset(&mut self) {
-        let cache = std::mem::replace(&mut self.cache, StateCache::new());
+        let cache = std::mem::take(&mut self.cache);
         *self = Working::new(Rc::clone(&self.store));
         self.cache = cache;
     }
