@@ -235,7 +235,7 @@ impl Daemon {
         self.store.begin().context("cannot start a transaction")?;
         let result = self.process_events(&batch, control);
         let committed = matches!(result, Ok(n) if n > 0);
-        self.processor.end_batch(committed);
+        self.processor.end_batch();
         if !committed {
             let _ = self.store.rollback();
         }

@@ -67,14 +67,9 @@ impl Processor {
         Ok(())
     }
 
-    /// Forgets what `expect_batch` learned, at the end of its transaction,
-    /// and what the store was known to hold if the transaction did not
-    /// commit.
-    pub fn end_batch(&mut self, committed: bool) {
+    /// Forgets what `expect_batch` learned, at the end of its transaction.
+    pub fn end_batch(&mut self) {
         self.known_done.clear();
-        if !committed {
-            self.unit.borrow_mut().working.forget_stored();
-        }
     }
 
     fn is_done(&self, id: &str) -> rusqlite::Result<bool> {
@@ -253,12 +248,14 @@ impl Processor {
         }]);
         let rules = &self.rules;
         while let Some(pending) = work.pop_front() {
-            let event_map = script_event(event, &pending);
+            // Built only for an event that some rule is for.
+            let mut event_map = None;
             for rule in rules.rules_for(pending.kind.type_name()) {
-                if !self.condition_holds(rule, &event_map)? {
+                let event_map = event_map.get_or_insert_with(|| script_event(event, &pending));
+                if !self.condition_holds(rule, event_map)? {
                     continue;
                 }
-                let derived = self.fire(rule, &pending, &event_map, fired)?;
+                let derived = self.fire(rule, &pending, event_map, fired)?;
                 for next in derived {
                     if next.chain.len() > rules.config.max_cascade_depth {
                         return Err(Stop::Failed(too_deep(
@@ -395,7 +392,6 @@ mod tests {
         let report = processor.process(&created, None).unwrap();
         assert_eq!(report.outcome, Outcome::Applied);
         store.rollback().unwrap();
-        processor.end_batch(false);
 
         // c1 was never stored: an event about it is rejected, not applied
         // to a remembered copy.
@@ -403,7 +399,6 @@ mod tests {
         let report = processor.process(&owned, None).unwrap();
         assert_eq!(report.outcome, Outcome::Rejected);
         store.commit().unwrap();
-        processor.end_batch(true);
         assert!(store.conversation("c1").unwrap().is_none());
     }
 
@@ -420,7 +415,6 @@ mod tests {
             assert_eq!(report.outcome, Outcome::Applied);
         }
         store.commit().unwrap();
-        processor.end_batch(true);
 
         store.begin().unwrap();
         let report = processor

@@ -3,9 +3,9 @@
 //!
 //! It is right only while nothing else writes the state: the daemon is its
 //! only writer (one daemon per database, `lock.rs`; every other command
-//! writes the queue only, or rolls back), and the engine forgets it all when
-//! a transaction is rolled back. Bounded: when a kind of record reaches
-//! `CAPACITY`, its cache starts over.
+//! writes the queue only, or rolls back), and all of it is forgotten when a
+//! transaction of its connection is rolled back (`Store::rollbacks`).
+//! Bounded: when a kind of record reaches `CAPACITY`, its cache starts over.
 
 use std::collections::HashMap;
 
@@ -25,8 +25,8 @@ impl<T: Clone> Bounded<T> {
         }
     }
 
-    pub fn get(&self, id: &str) -> Option<T> {
-        self.records.get(id).cloned()
+    pub fn get(&self, id: &str) -> Option<&T> {
+        self.records.get(id)
     }
 
     pub fn learn(&mut self, id: String, record: T) {
@@ -41,6 +41,8 @@ pub struct StateCache {
     pub conversations: Bounded<Option<Conversation>>,
     pub tickets: Bounded<Option<Ticket>>,
     pub blocked: Bounded<bool>,
+    /// `Store::rollbacks` when this was learned.
+    rollbacks: u64,
 }
 
 impl StateCache {
@@ -49,12 +51,17 @@ impl StateCache {
             conversations: Bounded::new(),
             tickets: Bounded::new(),
             blocked: Bounded::new(),
+            rollbacks: 0,
         }
     }
 
-    /// Forgets everything: the store may no longer hold what was learned.
-    pub fn clear(&mut self) {
-        *self = StateCache::new();
+    /// Forgets everything if a transaction was rolled back since it was
+    /// learned: the store may no longer hold it.
+    pub fn check(&mut self, rollbacks: u64) {
+        if rollbacks != self.rollbacks {
+            *self = StateCache::new();
+            self.rollbacks = rollbacks;
+        }
     }
 }
 
@@ -78,7 +85,7 @@ mod tests {
         assert_eq!(cache.records.len(), CAPACITY);
         cache.learn("new".into(), 1);
         assert_eq!(cache.records.len(), 1);
-        assert_eq!(cache.get("new"), Some(1));
+        assert_eq!(cache.get("new"), Some(&1));
         assert_eq!(cache.get("c1"), None);
     }
 }

@@ -53,29 +53,26 @@ impl Working {
 
     /// Forgets the event's working state, for the next event.
     pub fn reset(&mut self) {
-        let cache = std::mem::take(&mut self.cache);
+        let mut cache = std::mem::take(&mut self.cache);
+        cache.check(self.store.rollbacks());
         *self = Working::new(Rc::clone(&self.store));
         self.cache = cache;
     }
 
     /// Notes that the event's working state is now in the store (`flush`
-    /// went through), so later events need not read it back.
+    /// went through), so later events need not read it back. The working
+    /// state is spent: only `reset` may follow.
     pub fn keep_as_stored(&mut self) {
-        for (id, c) in &self.conversations {
-            self.cache.conversations.learn(id.clone(), c.clone());
+        self.cache.check(self.store.rollbacks());
+        for (id, c) in self.conversations.drain() {
+            self.cache.conversations.learn(id, c);
         }
-        for (id, t) in &self.tickets {
-            self.cache.tickets.learn(id.clone(), t.clone());
+        for (id, t) in self.tickets.drain() {
+            self.cache.tickets.learn(id, t);
         }
-        for (contact, &blocked) in &self.blocked {
-            self.cache.blocked.learn(contact.clone(), blocked);
+        for (contact, blocked) in self.blocked.drain() {
+            self.cache.blocked.learn(contact, blocked);
         }
-    }
-
-    /// Forgets what the store was known to hold: a transaction was rolled
-    /// back.
-    pub fn forget_stored(&mut self) {
-        self.cache.clear();
     }
 
     pub fn conversation(&mut self, id: &str) -> rusqlite::Result<Option<Conversation>> {
@@ -258,7 +255,7 @@ fn look_up<T: Clone>(
         return Ok(found.clone());
     }
     let found = match stored.get(id) {
-        Some(known) => known,
+        Some(known) => known.clone(),
         None => {
             let read = read()?;
             stored.learn(id.to_string(), read.clone());

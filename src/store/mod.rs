@@ -12,6 +12,8 @@ mod schema;
 mod status;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,6 +30,10 @@ pub use status::DaemonStatus;
 /// A connection to the inboxd database.
 pub struct Store {
     conn: Connection,
+    /// Transactions rolled back on this connection so far, counted by
+    /// SQLite's rollback hook: what was learned of the store before a
+    /// rollback may be wrong after it.
+    rollbacks: Arc<AtomicU64>,
     /// The file touched after each enqueue, to wake the daemon (SQLite's
     /// stand-in for a NOTIFY); `None` for a store in memory.
     doorbell: Option<PathBuf>,
@@ -83,10 +89,7 @@ impl Store {
             Ok(conn)
         };
         let conn = open().with_context(|| format!("cannot open the store {}", path.display()))?;
-        Ok(Store {
-            conn,
-            doorbell: Some(doorbell_path(path)),
-        })
+        Ok(Store::with(conn, Some(doorbell_path(path))))
     }
 
     /// An empty store in memory, for commands that read a store that does
@@ -95,10 +98,25 @@ impl Store {
         let mut conn = Connection::open_in_memory()?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
-        Ok(Store {
+        Ok(Store::with(conn, None))
+    }
+
+    fn with(conn: Connection, doorbell: Option<PathBuf>) -> Store {
+        let rollbacks = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&rollbacks);
+        conn.rollback_hook(Some(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }));
+        Store {
             conn,
-            doorbell: None,
-        })
+            rollbacks,
+            doorbell,
+        }
+    }
+
+    /// How many transactions were rolled back on this connection so far.
+    pub fn rollbacks(&self) -> u64 {
+        self.rollbacks.load(Ordering::Relaxed)
     }
 
     /// Starts a write transaction, taking the write lock at once so that it
