@@ -130,23 +130,35 @@ impl Processor {
     /// Writes the event's working state under a savepoint, so that a write
     /// refused half-way (a constraint of the schema) leaves none of it. Only
     /// the state rows are inside: a failure to record the outcome fails the
-    /// whole batch anyway, and every page a savepoint covers is copied.
+    /// whole batch anyway, and every page a savepoint covers is copied. A
+    /// single row needs no savepoint: a statement that fails leaves nothing.
     /// The inner error is the event's (its writes were undone); the outer
     /// one is the transaction's.
     fn write_state(&self) -> rusqlite::Result<rusqlite::Result<()>> {
         let mut unit = self.unit.borrow_mut();
-        if !unit.working.is_dirty() {
+        let rows = unit.working.rows_to_write();
+        if rows == 0 {
             return Ok(Ok(()));
         }
-        self.store.savepoint()?;
+        let in_transaction = self.store.in_transaction();
+        if rows > 1 {
+            self.store.savepoint()?;
+        }
         match unit.working.flush() {
             Ok(()) => {
-                self.store.release()?;
+                if rows > 1 {
+                    self.store.release()?;
+                }
                 unit.working.keep_as_stored();
                 Ok(Ok(()))
             }
+            // SQLite rolls the whole transaction back on some errors (a full
+            // disk, say): then it is the transaction that failed.
+            Err(e) if in_transaction && !self.store.in_transaction() => Err(e),
             Err(e) => {
-                self.store.rollback_to_savepoint()?;
+                if rows > 1 {
+                    self.store.rollback_to_savepoint()?;
+                }
                 Ok(Err(e))
             }
         }
@@ -400,6 +412,40 @@ mod tests {
         assert_eq!(report.outcome, Outcome::Rejected);
         store.commit().unwrap();
         assert!(store.conversation("c1").unwrap().is_none());
+    }
+
+    /// Events whose writes the schema refuses: one row (no savepoint) and
+    /// two rows (under a savepoint).
+    #[test]
+    fn an_event_whose_writes_are_refused_fails_alone_and_leaves_nothing() {
+        let store = Rc::new(Store::open_in_memory().unwrap());
+        store
+            .connection()
+            .execute_batch(
+                "CREATE TRIGGER refuse_conversation BEFORE INSERT ON conversations
+                 WHEN NEW.id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END;
+                 CREATE TRIGGER refuse_association BEFORE INSERT ON associations
+                 WHEN NEW.conversation = 'c2' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let mut processor = processor(&store);
+        store.begin().unwrap();
+        let outcomes: Vec<Outcome> = [
+            r#"{"id":"e1","type":"conversation.created","conversation":"bad"}"#,
+            r#"{"id":"e2","type":"conversation.created","conversation":"c2"}"#,
+            r#"{"id":"e3","type":"ticket.created","ticket":"T","conversation":"c2"}"#,
+            r#"{"id":"e4","type":"conversation.owner_changed","conversation":"c2","owner":"ann"}"#,
+        ]
+        .into_iter()
+        .map(|json| processor.process(&event(json), None).unwrap().outcome)
+        .collect();
+        store.commit().unwrap();
+        use Outcome::*;
+        assert_eq!(outcomes, [Failed, Applied, Failed, Applied]);
+        assert!(store.conversation("bad").unwrap().is_none());
+        assert!(store.ticket("T").unwrap().is_none());
+        let c2 = store.conversation("c2").unwrap().unwrap();
+        assert_eq!((c2.ticket, c2.owner.as_deref()), (None, Some("ann")));
     }
 
     #[test]

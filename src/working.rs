@@ -164,12 +164,12 @@ impl Working {
     }
 
     /// Writes every change to the store (inside the caller's transaction).
-    /// Whether anything is to be written.
-    pub fn is_dirty(&self) -> bool {
-        !(self.dirty_conversations.is_empty()
-            && self.dirty_tickets.is_empty()
-            && self.new_associations.is_empty()
-            && self.new_blocks.is_empty())
+    /// How many rows `flush` writes.
+    pub fn rows_to_write(&self) -> usize {
+        self.dirty_conversations.len()
+            + self.dirty_tickets.len()
+            + self.new_associations.len()
+            + self.new_blocks.len()
     }
 
     pub fn flush(&self) -> rusqlite::Result<()> {

@@ -133,6 +133,17 @@ impl Store {
         self.conn.execute_batch("ROLLBACK")
     }
 
+    /// The connection itself, for tests that change the schema.
+    #[cfg(test)]
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Whether a transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
     /// Marks a point that one event's writes can be undone to.
     pub fn savepoint(&self) -> rusqlite::Result<()> {
         self.run_cached("SAVEPOINT event")
