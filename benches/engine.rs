@@ -13,6 +13,10 @@ use inboxd::event::{Event, EventKind};
 use inboxd::ruleset::RuleSet;
 use inboxd::store::Store;
 
+/// The daemon's allocator, so that the figures are the daemon's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn shipped_rules() -> RuleSet {
     let config =
         Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/inboxd.toml")).unwrap();
