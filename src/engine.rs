@@ -344,7 +344,9 @@ impl Processor {
 
 /// The event as a script sees it: its JSON fields, plus `derived` and
 /// `previous` (the values its change replaced, by field).
-/// Shared, so that each rule's scope gets it without a deep copy.
+/// Shared, so that each rule's scope gets it without a deep copy, and
+/// read-only inside: a shared value is a constant only if its content is,
+/// and no rule may change what the next one sees.
 fn script_event(original: &Event, pending: &Pending) -> Dynamic {
     let text = |value: &Option<String>| value.clone().map_or(Dynamic::UNIT, Dynamic::from);
     let mut map = rhai::serde::to_dynamic(&pending.kind)
@@ -357,7 +359,7 @@ fn script_event(original: &Event, pending: &Pending) -> Dynamic {
     map.insert("derived".into(), pending.derived.into());
     let previous = rhai::serde::to_dynamic(&pending.previous).unwrap_or(Dynamic::UNIT);
     map.insert("previous".into(), previous);
-    Dynamic::from_map(map).into_shared()
+    Dynamic::from_map(map).into_read_only().into_shared()
 }
 
 fn too_deep(next: &Pending, max: usize) -> String {

@@ -46,12 +46,21 @@ pub struct RuleSet {
     pub files: BTreeMap<PathBuf, String>,
 }
 
-/// The variables every script and condition sees; declared at compile time
-/// so that strict mode accepts them.
+/// The variables every script and condition sees, as constants.
 pub fn script_scope<'a>(event: Dynamic, settings: Dynamic) -> Scope<'a> {
     let mut scope = Scope::new();
     scope.push_constant("event", event);
     scope.push_constant("settings", settings);
+    scope
+}
+
+/// The same variables, declared for the compiler so that strict mode
+/// accepts them. Not as constants: the optimizer would replace each bare
+/// use of a constant by its value at compile time, `()`.
+fn compile_scope<'a>() -> Scope<'a> {
+    let mut scope = Scope::new();
+    scope.push_dynamic("event", Dynamic::UNIT);
+    scope.push_dynamic("settings", Dynamic::UNIT);
     scope
 }
 
@@ -71,8 +80,12 @@ impl RuleSet {
             problems.extend(errors);
         }
         let rules = link(&engine, decls, &rules_dir, &scripts, &mut problems);
+        // Shared, so that each rule's scope gets it without a deep copy;
+        // read-only inside, or a script could change it for every later one.
         let settings = rhai::serde::to_dynamic(&config.settings)
-            .map_err(|e| vec![Diagnostic::file(&config.file, format!("[settings]: {e}"))])?;
+            .map_err(|e| vec![Diagnostic::file(&config.file, format!("[settings]: {e}"))])?
+            .into_read_only()
+            .into_shared();
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -227,7 +240,7 @@ fn compile_scripts(
     scripts: &[(PathBuf, String)],
     problems: &mut Vec<Diagnostic>,
 ) -> BTreeMap<PathBuf, Rc<AST>> {
-    let scope = script_scope(Dynamic::UNIT, Dynamic::UNIT);
+    let scope = compile_scope();
     let mut compiled = BTreeMap::new();
     for (path, text) in scripts {
         match engine.compile_with_scope(&scope, text) {
@@ -253,7 +266,7 @@ fn link(
     scripts: &BTreeMap<PathBuf, Rc<AST>>,
     problems: &mut Vec<Diagnostic>,
 ) -> Vec<Rule> {
-    let scope = script_scope(Dynamic::UNIT, Dynamic::UNIT);
+    let scope = compile_scope();
     let mut rules: Vec<Rule> = Vec::new();
     for decl in decls {
         if rules.iter().any(|r| r.decl.name == decl.name) {

@@ -271,6 +271,40 @@ fn scripts_see_settings_and_the_event_time() {
 }
 
 #[test]
+fn scripts_cannot_change_the_event_or_the_settings() {
+    let inbox = Inbox::with_settings("team = \"support\"");
+    inbox.add_rule(
+        "meddle",
+        "conversation.created",
+        "if event.conversation == \"c1\" { settings.team = \"sales\"; }\n\
+         if event.conversation == \"c2\" { event.conversation = \"c9\"; }\n\
+         if event.conversation == \"c4\" { settings = #{}; }\n\
+         if event.conversation == \"c5\" { event = #{}; }\n\
+         if event.conversation == \"c3\" { reject(settings.team); }\n",
+    );
+    inbox.send(&[
+        conversation_created("e1", "c1"),
+        conversation_created("e2", "c2"),
+        conversation_created("e4", "c4"),
+        conversation_created("e5", "c5"),
+        conversation_created("e3", "c3"),
+    ]);
+    for id in ["e1", "e2", "e4", "e5"] {
+        let (outcome, reason) = inbox.outcome(id);
+        assert_eq!(outcome, "failed");
+        assert!(
+            reason.as_deref().unwrap_or("").contains("constant"),
+            "{reason:?}"
+        );
+    }
+    // The first rule's attempt changed nothing for the next event.
+    assert_eq!(
+        inbox.outcome("e3").1.as_deref(),
+        Some("rule meddle: support")
+    );
+}
+
+#[test]
 fn a_failed_event_can_be_sent_again_once_the_rules_are_fixed() {
     let inbox = Inbox::new();
     inbox.add_rule("broken", "conversation.created", "throw \"not yet\";\n");
@@ -368,5 +402,22 @@ reject(parts.reduce(|sum, v| sum + "|" + v, ""));
     assert_eq!(
         inbox.outcome("e5").1.as_deref(),
         Some("rule reader: |new|true|false|true|false|ana@example.com|T|bob||true|true")
+    );
+}
+
+#[test]
+fn a_script_may_change_its_own_copy_of_the_event() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "copy",
+        "conversation.created",
+        "let e = event; e.conversation = \"x\";\n\
+         let s = settings; s.auto_ticket = true;\n\
+         reject(e.conversation + \" \" + event.conversation + \" \" + settings.auto_ticket);\n",
+    );
+    inbox.send(&[conversation_created("e1", "c1")]);
+    assert_eq!(
+        inbox.outcome("e1").1.as_deref(),
+        Some("rule copy: x c1 false")
     );
 }
