@@ -45,6 +45,10 @@ pub struct Options {
     /// Also measure file saved -> rules live, this many times.
     #[arg(long, default_value_t = 0)]
     pub reloads: usize,
+    /// Measure throughput and ceiling this many times, each on a fresh
+    /// store, and report the median run (by ratio to the ceiling).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,15 +56,11 @@ pub struct Figures {
     pub events: usize,
     pub preloaded: usize,
     pub synchronous: String,
-    pub enqueue_per_s: f64,
-    pub processed_per_s: f64,
-    /// Every row the events wrote (state, outcome log, audit trail),
-    /// written bare.
-    pub ceiling_per_s: f64,
-    pub ratio_to_ceiling: f64,
-    /// The state rows alone, written bare.
-    pub state_ceiling_per_s: f64,
-    pub ratio_to_state_ceiling: f64,
+    /// The median run (by ratio to the ceiling).
+    #[serde(flatten)]
+    pub median: Run,
+    /// Every run, in order.
+    pub runs: Vec<Run>,
     pub close_10k_ticket_ms: f64,
     pub peak_memory_mb: f64,
     pub latency: Option<Latency>,
@@ -137,11 +137,66 @@ impl Scratch {
     }
 }
 
+/// One measurement of throughput next to the ceilings, on a fresh store.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub enqueue_per_s: f64,
+    pub processed_per_s: f64,
+    /// Every row the events wrote (state, outcome log, audit trail),
+    /// written bare.
+    pub ceiling_per_s: f64,
+    pub ratio_to_ceiling: f64,
+    /// The state rows alone, written bare.
+    pub state_ceiling_per_s: f64,
+    pub ratio_to_state_ceiling: f64,
+}
+
 pub fn run(config_file: &Path, options: &Options) -> anyhow::Result<Figures> {
     let config = Config::load(config_file)?;
     let rules_from = config.rules_dir.clone();
     let events = Workload::new(options.seed).take(options.events);
 
+    let (first, peak_memory_mb) = throughput(&rules_from, options, &events)?;
+    let mut runs = vec![first];
+    for _ in 1..options.repeat {
+        runs.push(throughput(&rules_from, options, &events)?.0);
+    }
+    let mut by_ratio = runs.clone();
+    by_ratio.sort_by(|a, b| a.ratio_to_ceiling.total_cmp(&b.ratio_to_ceiling));
+    let median = by_ratio[by_ratio.len() / 2].clone();
+
+    let close_10k_ticket_ms = close_big_ticket(&rules_from, options.synchronous)?;
+    let latency = match options.rate {
+        Some(rate) => live::latency(&rules_from, options, rate)?,
+        None => None,
+    };
+    let reload = if options.reloads > 0 {
+        live::reload_latency(&rules_from, options)?
+    } else {
+        None
+    };
+    Ok(Figures {
+        events: events.len(),
+        preloaded: options.preload,
+        synchronous: options.synchronous.pragma().to_lowercase(),
+        median,
+        runs,
+        close_10k_ticket_ms,
+        peak_memory_mb,
+        latency,
+        reload,
+    })
+}
+
+/// Enqueues the workload, processes it with the daemon's code, then
+/// measures the ceilings of what it wrote. Also returns the peak memory
+/// after processing (the process's high-water mark, so it covers earlier
+/// runs too).
+fn throughput(
+    rules_from: &Path,
+    options: &Options,
+    events: &[Event],
+) -> anyhow::Result<(Run, f64)> {
     let scratch = Scratch::new(&rules_from, options.synchronous, "bench")?;
     let mut daemon = scratch.daemon()?;
     let store = Store::open(&scratch.store_path, options.synchronous)?;
@@ -161,42 +216,24 @@ pub fn run(config_file: &Path, options: &Options) -> anyhow::Result<Figures> {
         "processed {processed} of {} events",
         events.len()
     );
-    // The high-water mark now covers the preload, the queue and the
-    // daemon's work, not the measurements below.
+    // Covers the preload, the queue and the daemon's work, not the
+    // measurement of the ceiling.
     let peak_memory_mb = peak_memory_mb();
-
     let ceiling = ceiling::measure(&store, options.synchronous, options.preload)?;
     drop(daemon);
-
-    let close_10k_ticket_ms = close_big_ticket(&rules_from, options.synchronous)?;
-    let latency = match options.rate {
-        Some(rate) => live::latency(&rules_from, options, rate)?,
-        None => None,
-    };
-    let reload = if options.reloads > 0 {
-        live::reload_latency(&rules_from, options)?
-    } else {
-        None
-    };
     let per_s = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
     let processed_per_s = per_s(events.len(), processing);
     let ceiling_per_s = per_s(events.len(), ceiling.all_rows);
     let state_ceiling_per_s = per_s(events.len(), ceiling.state_rows);
-    Ok(Figures {
-        events: events.len(),
-        preloaded: options.preload,
-        synchronous: options.synchronous.pragma().to_lowercase(),
+    let run = Run {
         enqueue_per_s: per_s(events.len(), enqueue),
         processed_per_s,
         ceiling_per_s,
         ratio_to_ceiling: processed_per_s / ceiling_per_s,
         state_ceiling_per_s,
         ratio_to_state_ceiling: processed_per_s / state_ceiling_per_s,
-        close_10k_ticket_ms,
-        peak_memory_mb,
-        latency,
-        reload,
-    })
+    };
+    Ok((run, peak_memory_mb))
 }
 
 /// Conversations `p1..pN`, each with its own ticket, written directly.
@@ -283,24 +320,37 @@ fn peak_memory_mb() -> f64 {
 
 impl Figures {
     pub fn to_text(&self) -> String {
+        let m = &self.median;
         let mut out = format!(
-            "events: {} (preloaded conversations: {}), synchronous={}\n\
-             enqueue:            {:>10.0} events/s\n\
+            "events: {} (preloaded conversations: {}), synchronous={}\n",
+            self.events, self.preloaded, self.synchronous
+        );
+        if self.runs.len() > 1 {
+            let ratios: Vec<String> = self
+                .runs
+                .iter()
+                .map(|r| format!("{:.2}", r.ratio_to_ceiling))
+                .collect();
+            out += &format!(
+                "median of {} runs (ratios to ceiling: {})\n",
+                self.runs.len(),
+                ratios.join(", ")
+            );
+        }
+        out += &format!(
+            "enqueue:            {:>10.0} events/s\n\
              processed:          {:>10.0} events/s\n\
              ceiling:            {:>10.0} events/s (the same rows written bare: state, outcomes, audit)\n\
              state rows only:    {:>10.0} events/s\n\
              ratio to ceiling:   {:>10.2} ({:.2} to state rows only)\n\
              close a ticket with 10,000 conversations: {:.1} ms\n\
              peak memory:        {:>10.1} MB\n",
-            self.events,
-            self.preloaded,
-            self.synchronous,
-            self.enqueue_per_s,
-            self.processed_per_s,
-            self.ceiling_per_s,
-            self.state_ceiling_per_s,
-            self.ratio_to_ceiling,
-            self.ratio_to_state_ceiling,
+            m.enqueue_per_s,
+            m.processed_per_s,
+            m.ceiling_per_s,
+            m.state_ceiling_per_s,
+            m.ratio_to_ceiling,
+            m.ratio_to_state_ceiling,
             self.close_10k_ticket_ms,
             self.peak_memory_mb
         );

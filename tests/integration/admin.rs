@@ -325,6 +325,8 @@ fn bench_runs_every_measurement_end_to_end() {
             "300",
             "--reloads",
             "1",
+            "--repeat",
+            "2",
             "--format",
             "json",
         ])
@@ -335,11 +337,22 @@ fn bench_runs_every_measurement_end_to_end() {
     for key in [
         "processed_per_s",
         "ceiling_per_s",
+        "state_ceiling_per_s",
         "close_10k_ticket_ms",
         "peak_memory_mb",
     ] {
         assert!(figures[key].as_f64().unwrap() > 0.0, "{key}: {figures}");
     }
+    let runs = figures["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.contains(&serde_json::json!({
+        "enqueue_per_s": figures["enqueue_per_s"],
+        "processed_per_s": figures["processed_per_s"],
+        "ceiling_per_s": figures["ceiling_per_s"],
+        "ratio_to_ceiling": figures["ratio_to_ceiling"],
+        "state_ceiling_per_s": figures["state_ceiling_per_s"],
+        "ratio_to_state_ceiling": figures["ratio_to_state_ceiling"],
+    })));
     assert_eq!(figures["latency"]["samples"], 300);
     assert_eq!(figures["reload"]["samples"], 1);
     // It works in a scratch directory: the inbox's own store is untouched.
