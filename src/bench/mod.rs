@@ -197,7 +197,7 @@ fn throughput(
     options: &Options,
     events: &[Event],
 ) -> anyhow::Result<(Run, f64)> {
-    let scratch = Scratch::new(&rules_from, options.synchronous, "bench")?;
+    let scratch = Scratch::new(rules_from, options.synchronous, "bench")?;
     let mut daemon = scratch.daemon()?;
     let store = Store::open(&scratch.store_path, options.synchronous)?;
     preload(&store, options.preload)?;
