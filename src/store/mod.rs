@@ -102,6 +102,8 @@ impl Store {
     }
 
     fn with(conn: Connection, doorbell: Option<PathBuf>) -> Store {
+        // Room for every statement of the hot path (rusqlite keeps 16).
+        conn.set_prepared_statement_cache_capacity(64);
         let rollbacks = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&rollbacks);
         conn.rollback_hook(Some(move || {
