@@ -402,7 +402,6 @@ mod tests {
         );
 
         store.begin().unwrap();
-        processor.expect_batch(["e1"]).unwrap();
         let report = processor.process(&created, None).unwrap();
         assert_eq!(report.outcome, Outcome::Applied);
         store.rollback().unwrap();
