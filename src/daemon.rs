@@ -92,7 +92,7 @@ pub struct Daemon {
     store: Rc<Store>,
     processor: Processor,
     watches: Option<Watches>,
-    _checkpointer: Checkpointer,
+    checkpointer: Checkpointer,
     _lock: DaemonLock,
 }
 
@@ -127,7 +127,7 @@ impl Daemon {
             store,
             processor,
             watches: None,
-            _checkpointer: checkpointer,
+            checkpointer,
             _lock: lock,
         })
     }
@@ -238,6 +238,11 @@ impl Daemon {
         self.processor.end_batch();
         if !committed {
             let _ = self.store.rollback();
+        }
+        if self.checkpointer.wants_restart() {
+            if let Err(e) = self.store.restart_wal() {
+                tracing::debug!("WAL restart skipped: {e}");
+            }
         }
         result
     }

@@ -85,6 +85,7 @@ impl Store {
             // Savepoints' sub-journals in memory, not in temporary files:
             // every event's savepoint copies the pages it writes.
             conn.pragma_update(None, "temp_store", "MEMORY")?;
+            conn.pragma_update(None, "journal_size_limit", checkpoint::WAL_SIZE_LIMIT)?;
             schema::migrate(&mut conn)?;
             Ok(conn)
         };
