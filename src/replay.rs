@@ -13,11 +13,12 @@ use std::rc::Rc;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::change::Change;
 use crate::engine::Processor;
 use crate::event::{parse_time, Event};
 use crate::progress::progress_bar;
 use crate::ruleset::RuleSet;
-use crate::store::{HistoryEntry, Store};
+use crate::store::{LoggedEvent, Store};
 
 /// Which recorded events to compare.
 #[derive(Debug, Default, Clone)]
@@ -30,7 +31,7 @@ pub struct Window {
 }
 
 impl Window {
-    fn contains(&self, entry: &HistoryEntry) -> anyhow::Result<bool> {
+    fn contains(&self, entry: &LoggedEvent) -> anyhow::Result<bool> {
         if self.from_seq.is_some_and(|s| entry.seq < s)
             || self.to_seq.is_some_and(|s| entry.seq > s)
         {
@@ -81,7 +82,7 @@ pub struct ReplayReport {
 }
 
 pub fn replay(history: &Store, rules: RuleSet, window: &Window) -> anyhow::Result<ReplayReport> {
-    let entries = history.history_log()?;
+    let entries = history.logged_events()?;
     let scratch = Rc::new(Store::open_in_memory()?);
     let ruleset = rules.version.clone();
     let mut processor = Processor::new(Rc::clone(&scratch), rules);
@@ -107,24 +108,12 @@ pub fn replay(history: &Store, rules: RuleSet, window: &Window) -> anyhow::Resul
         let recorded = Version {
             outcome: entry.outcome.clone(),
             reason: entry.reason.clone(),
-            changes: entry.changes.clone(),
+            changes: as_compared(&entry.changes),
         };
         let candidate = Version {
             outcome: candidate.outcome.as_str().to_string(),
             reason: candidate.reason.clone(),
-            changes: candidate
-                .changes
-                .iter()
-                .map(|c| {
-                    (
-                        c.entity.as_str().to_string(),
-                        c.id.clone(),
-                        c.field.clone(),
-                        c.before.clone(),
-                        c.after.clone(),
-                    )
-                })
-                .collect(),
+            changes: as_compared(&candidate.changes),
         };
         if recorded != candidate {
             report.differences.push(Difference {
@@ -139,6 +128,22 @@ pub fn replay(history: &Store, rules: RuleSet, window: &Window) -> anyhow::Resul
     scratch.rollback()?;
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// Changes as they are compared: what changed, not which rule did it.
+fn as_compared(changes: &[Change]) -> Vec<(String, String, String, Value, Value)> {
+    changes
+        .iter()
+        .map(|c| {
+            (
+                c.entity.as_str().to_string(),
+                c.id.clone(),
+                c.field.clone(),
+                c.before.clone(),
+                c.after.clone(),
+            )
+        })
+        .collect()
 }
 
 impl ReplayReport {

@@ -29,18 +29,6 @@ pub struct AuditRow {
     pub ruleset: String,
 }
 
-/// One audited change of one field, as stored (for whole-history reads).
-#[derive(Debug, Clone)]
-pub struct TrailChange {
-    /// The `processed` row of the original event.
-    pub processed: i64,
-    pub entity: String,
-    pub id: String,
-    pub field: String,
-    pub before: Value,
-    pub after: Value,
-}
-
 impl Store {
     /// Writes `changes` (in order) for the processed event `processed`.
     pub(super) fn insert_audit(&self, processed: i64, changes: &[Change]) -> rusqlite::Result<()> {
@@ -119,38 +107,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Every audited change, in order.
-    pub fn audit_trail(&self) -> rusqlite::Result<Vec<TrailChange>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT processed, entity, entity_id, fields FROM audit ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (processed, entity, id, fields) = row?;
-            for (field, before, after) in parse_fields(&fields) {
-                out.push(TrailChange {
-                    processed,
-                    entity: entity.clone(),
-                    id: id.clone(),
-                    field,
-                    before,
-                    after,
-                });
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl Store {
     /// Every audited change with the `processed` row of its event, as
     /// `insert_audit` was given it, in order.
     pub(super) fn audited_changes(&self) -> rusqlite::Result<Vec<(i64, Change)>> {

@@ -141,61 +141,8 @@ impl Store {
     }
 }
 
-/// One processed event of the history, with the changes it made.
-#[derive(Debug, Clone)]
-pub struct HistoryEntry {
-    pub seq: i64,
-    pub event_id: String,
-    pub body: String,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub processed_at: String,
-    /// `(entity, id, field, before, after)`, in order.
-    pub changes: Vec<(String, String, String, serde_json::Value, serde_json::Value)>,
-}
-
-impl Store {
-    /// The whole history of processed events, in order, with their changes.
-    pub fn history_log(&self) -> rusqlite::Result<Vec<HistoryEntry>> {
-        let mut entries: Vec<HistoryEntry> = self
-            .conn
-            .prepare(
-                "SELECT seq, event_id, body, outcome, reason, processed_at FROM processed ORDER BY seq",
-            )?
-            .query_map([], |r| {
-                Ok(HistoryEntry {
-                    seq: r.get(0)?,
-                    event_id: r.get(1)?,
-                    body: r.get(2)?,
-                    outcome: r.get(3)?,
-                    reason: r.get(4)?,
-                    processed_at: r.get(5)?,
-                    changes: Vec::new(),
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let index: std::collections::HashMap<i64, usize> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.seq, i))
-            .collect();
-        for change in self.audit_trail()? {
-            if let Some(&i) = index.get(&change.processed) {
-                entries[i].changes.push((
-                    change.entity,
-                    change.id,
-                    change.field,
-                    change.before,
-                    change.after,
-                ));
-            }
-        }
-        Ok(entries)
-    }
-}
-
 /// One processed event as recorded, with its changes as `record` was given
-/// them: what the benchmark's ceiling writes again.
+/// them: what `replay` runs again and the benchmark's ceiling writes again.
 #[derive(Debug, Clone)]
 pub struct LoggedEvent {
     pub seq: i64,

@@ -21,9 +21,9 @@ use rusqlite::Connection;
 
 use crate::config::Synchronous;
 
-pub use audit::{AuditRow, TrailChange};
+pub use audit::AuditRow;
 pub use checkpoint::Checkpointer;
-pub use log::{HistoryEntry, LoggedEvent, OutcomeRow, Recorded};
+pub use log::{LoggedEvent, OutcomeRow, Recorded};
 pub use queue::Queued;
 pub use status::DaemonStatus;
 
