@@ -30,6 +30,8 @@ const EVERY: Duration = Duration::from_millis(200);
 /// WAL frames (pages) past which the WAL is made to start over: 64 MiB of
 /// 4 KiB pages.
 const RESTART_AT_FRAMES: i64 = 16_384;
+/// How long a restart may hold writers back while readers finish.
+const RESTART_PATIENCE: Duration = Duration::from_millis(20);
 /// What a WAL that grew past the above is cut back to when it starts over.
 pub(super) const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
@@ -50,8 +52,15 @@ impl Store {
 
     /// Copies what is left of the WAL into the database and has the next
     /// commit write the WAL from its start. Outside a transaction only.
+    /// It holds the write lock while it waits for readers of the WAL (a long
+    /// `export`, say), so it waits `RESTART_PATIENCE` at most and is asked
+    /// again later.
     pub fn restart_wal(&self) -> rusqlite::Result<()> {
-        checkpoint(&self.conn, "RESTART").map(drop)
+        self.conn
+            .busy_handler(Some(|attempt| super::retry_busy(attempt, RESTART_PATIENCE)))?;
+        let result = checkpoint(&self.conn, "RESTART");
+        self.conn.busy_handler(Some(super::wait_while_busy))?;
+        result.map(drop)
     }
 }
 
@@ -146,5 +155,30 @@ mod tests {
             }
         }
         assert!(largest < 64 << 20, "the WAL grew to {largest} bytes");
+    }
+
+    #[test]
+    fn a_reader_of_the_wal_holds_a_restart_back_only_briefly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read.db");
+        let store = Store::open(&path, Synchronous::Normal).unwrap();
+        store.leave_checkpoints_to_others().unwrap();
+        store
+            .conn
+            .execute("INSERT INTO blocked_contacts (contact) VALUES ('x')", [])
+            .unwrap();
+        // A long read, as of an export, holding a snapshot in the WAL.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM blocked_contacts", [], |r| r.get(0))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let _ = store.restart_wal();
+        // Not the 30 s a writer waits for a lock.
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // And the store is usable at once.
+        store.begin().unwrap();
+        store.commit().unwrap();
     }
 }

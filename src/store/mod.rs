@@ -55,8 +55,13 @@ const BUSY_RETRY: Duration = Duration::from_micros(500);
 
 /// Retries a locked database every `BUSY_RETRY`, up to `BUSY_TIMEOUT`.
 fn wait_while_busy(attempt: i32) -> bool {
+    retry_busy(attempt, BUSY_TIMEOUT)
+}
+
+/// Sleeps `BUSY_RETRY` and says to try again, until `limit` has passed.
+fn retry_busy(attempt: i32, limit: Duration) -> bool {
     let waited = BUSY_RETRY * attempt.max(0) as u32;
-    if waited >= BUSY_TIMEOUT {
+    if waited >= limit {
         return false;
     }
     std::thread::sleep(BUSY_RETRY);
