@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::change::{Change, Entity};
 use crate::config::Synchronous;
+use crate::daemon::BATCH;
 use crate::state::{Conversation, Ticket};
 use crate::store::Store;
-
-/// Events per transaction, as the daemon commits them.
-const BATCH: usize = 256;
 
 /// How long the bare writes took.
 pub struct Ceiling {
