@@ -219,8 +219,11 @@ fn throughput(
     // Covers the preload, the queue and the daemon's work, not the
     // measurement of the ceiling.
     let peak_memory_mb = peak_memory_mb();
-    let ceiling = ceiling::measure(&store, options.synchronous, options.preload)?;
+    // Nothing of the daemon's may write to the disk while the ceiling is
+    // measured: stop its checkpoint thread and copy the WAL back now.
     drop(daemon);
+    store.restart_wal()?;
+    let ceiling = ceiling::measure(&store, options.synchronous, options.preload)?;
     let per_s = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
     let processed_per_s = per_s(events.len(), processing);
     let ceiling_per_s = per_s(events.len(), ceiling.all_rows);
