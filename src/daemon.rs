@@ -266,14 +266,7 @@ impl Daemon {
                     let report = self
                         .processor
                         .process_body(&event, &queued.body, Some(queued.seq))
-                        .context("cannot record an event's outcome")?;
-                    // SQLite rolls a transaction back by itself on some
-                    // errors (I/O, memory); what follows must not run
-                    // outside it.
-                    anyhow::ensure!(
-                        self.store.in_transaction(),
-                        "the store rolled the batch back after an error; it will be tried again"
-                    );
+                        .with_context(|| format!("cannot process event {}", event.id))?;
                     log_outcome(&report.event, report.outcome, report.reason.as_deref());
                 }
                 Err(e) => self

@@ -102,11 +102,18 @@ impl Processor {
         body: &str,
         queue_seq: Option<i64>,
     ) -> rusqlite::Result<Report> {
+        let in_transaction = self.store.in_transaction();
         let mut report = self.evaluate(event);
         if report.outcome == Outcome::Applied {
             if let Err(e) = self.write_state()? {
                 report.fail(format!("store error: {e}"));
             }
+        }
+        // SQLite rolls the whole transaction back by itself on some errors
+        // (I/O, a full disk): then the outcome must not be recorded outside
+        // it, and it is the caller's transaction that failed.
+        if in_transaction && !self.store.in_transaction() {
+            return Err(transaction_lost(report.reason.as_deref()));
         }
         self.store.record(&Recorded {
             queue_seq,
@@ -140,7 +147,6 @@ impl Processor {
         if rows == 0 {
             return Ok(Ok(()));
         }
-        let in_transaction = self.store.in_transaction();
         if rows > 1 {
             self.store.savepoint()?;
         }
@@ -152,11 +158,10 @@ impl Processor {
                 unit.working.keep_as_stored();
                 Ok(Ok(()))
             }
-            // SQLite rolls the whole transaction back on some errors (a full
-            // disk, say): then it is the transaction that failed.
-            Err(e) if in_transaction && !self.store.in_transaction() => Err(e),
             Err(e) => {
-                if rows > 1 {
+                // A transaction SQLite rolled back by itself took the
+                // savepoint with it (`process_body` reports that).
+                if rows > 1 && self.store.in_transaction() {
                     self.store.rollback_to_savepoint()?;
                 }
                 Ok(Err(e))
@@ -362,6 +367,18 @@ fn script_event(original: &Event, pending: &Pending) -> Dynamic {
     Dynamic::from_map(map).into_read_only().into_shared()
 }
 
+/// The error for a transaction that SQLite rolled back while an event was
+/// processed, with what the event met.
+fn transaction_lost(reason: Option<&str>) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+        Some(format!(
+            "SQLite rolled the transaction back after an error ({}); the batch will be tried again",
+            reason.unwrap_or("no detail")
+        )),
+    )
+}
+
 fn too_deep(next: &Pending, max: usize) -> String {
     let chain: Vec<String> = next
         .chain
@@ -447,6 +464,46 @@ mod tests {
         assert!(store.ticket("T").unwrap().is_none());
         let c2 = store.conversation("c2").unwrap().unwrap();
         assert_eq!((c2.ticket, c2.owner.as_deref()), (None, Some("ann")));
+    }
+
+    /// `RAISE(ROLLBACK)` stands for the errors on which SQLite rolls the
+    /// whole transaction back (I/O, a full disk).
+    #[test]
+    fn a_transaction_rolled_back_by_sqlite_fails_the_batch_and_records_nothing() {
+        let store = Rc::new(Store::open_in_memory().unwrap());
+        store
+            .connection()
+            .execute_batch(
+                "CREATE TRIGGER lose_conversation BEFORE INSERT ON conversations
+                 WHEN NEW.id = 'boom' BEGIN SELECT RAISE(ROLLBACK, 'disk gone'); END;
+                 CREATE TRIGGER lose_association BEFORE INSERT ON associations
+                 WHEN NEW.conversation = 'c2' BEGIN SELECT RAISE(ROLLBACK, 'disk gone'); END;",
+            )
+            .unwrap();
+        let mut processor = processor(&store);
+        store.begin().unwrap();
+        processor
+            .process(
+                &event(r#"{"id":"e1","type":"conversation.created","conversation":"c2"}"#),
+                None,
+            )
+            .unwrap();
+        store.commit().unwrap();
+        let first = r#"{"id":"e2","type":"conversation.created","conversation":"c1"}"#;
+        for lost in [
+            // One row: no savepoint.
+            r#"{"id":"e3","type":"conversation.created","conversation":"boom"}"#,
+            // Two rows (ticket and association): under a savepoint.
+            r#"{"id":"e4","type":"ticket.created","ticket":"T","conversation":"c2"}"#,
+        ] {
+            store.begin().unwrap();
+            processor.process(&event(first), None).unwrap();
+            let error = processor.process(&event(lost), None).unwrap_err();
+            assert!(error.to_string().contains("disk gone"), "{error}");
+            assert!(!store.in_transaction());
+            assert!(store.conversation("c1").unwrap().is_none());
+            assert!(store.outcomes(None).unwrap().iter().all(|o| o.id == "e1"));
+        }
     }
 
     #[test]
