@@ -69,13 +69,8 @@ fn a_failing_rule_test_shows_the_difference_and_fails() {
 
 fn history() -> Inbox {
     let inbox = Inbox::new();
-    inbox.send(&[
-        conversation_created("e1", "c1"),
-        conversation_created("e2", "c2"),
-        conversation_created("e3", "c3"),
-        ticket_created("e4", "T", "c1"),
-        associated("e5", "T", "c2"),
-        ticket_created("e6", "U", "c3"),
+    let mut events = two_tickets_events("e");
+    events.extend([
         ev(
             "e7",
             "conversation.owner_changed",
@@ -85,6 +80,7 @@ fn history() -> Inbox {
         ticket_status("e9", "U", "closed"),
         conversation_event("e10", "conversation.trashed", "c3"),
     ]);
+    inbox.send(&events);
     inbox
 }
 

@@ -181,6 +181,20 @@ pub fn ticket_status(id: &str, ticket: &str, status: &str) -> Value {
     )
 }
 
+/// c1 and c2 on ticket T (status `new`), c3 alone on U, as events
+/// `<prefix>1` to `<prefix>6`.
+pub fn two_tickets_events(prefix: &str) -> Vec<Value> {
+    let id = |n: u32| format!("{prefix}{n}");
+    vec![
+        conversation_created(&id(1), "c1"),
+        conversation_created(&id(2), "c2"),
+        conversation_created(&id(3), "c3"),
+        ticket_created(&id(4), "T", "c1"),
+        associated(&id(5), "T", "c2"),
+        ticket_created(&id(6), "U", "c3"),
+    ]
+}
+
 pub fn conversation_event(id: &str, event_type: &str, conversation: &str) -> Value {
     ev(id, event_type, json!({"conversation": conversation}))
 }

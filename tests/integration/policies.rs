@@ -7,14 +7,7 @@ use crate::common::*;
 /// c1 and c2 on ticket T (status `new`), c3 alone on U.
 fn two_tickets() -> Inbox {
     let inbox = Inbox::new();
-    inbox.send(&[
-        conversation_created("s1", "c1"),
-        conversation_created("s2", "c2"),
-        conversation_created("s3", "c3"),
-        ticket_created("s4", "T", "c1"),
-        associated("s5", "T", "c2"),
-        ticket_created("s6", "U", "c3"),
-    ]);
+    inbox.send(&two_tickets_events("s"));
     inbox
 }
 
