@@ -85,6 +85,7 @@ impl Processor {
 
     /// Swaps the RuleSet; called between two events only.
     pub fn set_rules(&mut self, rules: RuleSet) {
+        self.unit.borrow_mut().stages = rules.config.stages.clone();
         self.rules = rules;
     }
 
@@ -220,9 +221,7 @@ impl Processor {
                 return report;
             }
         }
-        self.unit
-            .borrow_mut()
-            .reset(&event.id, &self.rules.config.stages);
+        self.unit.borrow_mut().reset(&event.id);
         match self.run(event, &mut report.rules_fired) {
             Ok(()) => report.changes = self.unit.borrow_mut().working.take_changes(),
             Err(Stop::Rejected(reason)) => {

@@ -86,11 +86,8 @@ impl Unit {
     }
 
     /// Starts over for a new original event.
-    pub fn reset(&mut self, root: &str, stages: &Stages) {
+    pub fn reset(&mut self, root: &str) {
         self.working.reset();
-        if &self.stages != stages {
-            self.stages = stages.clone();
-        }
         self.root = root.to_string();
         self.derived_count = 0;
         self.firing = None;

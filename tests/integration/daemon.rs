@@ -213,6 +213,27 @@ fn the_store_path_cannot_change_live_but_the_rest_applies() {
 }
 
 #[test]
+fn a_reloaded_pipeline_is_the_one_the_rules_see() {
+    let inbox = Inbox::new();
+    let _daemon = inbox.start(&[]);
+    inbox.enqueue(&lines(&two_tickets_events("s")));
+    inbox.wait_outcome("s6");
+    let before = ruleset(&inbox);
+    let config = inbox.read("config/inboxd.toml").replace(
+        "{ id = \"closed\", closed = true },",
+        "{ id = \"closed\", closed = true },\n    { id = \"resolved\", closed = true },",
+    );
+    assert!(config.contains("resolved"));
+    inbox.write("config/inboxd.toml", &config);
+    wait_reload(&inbox, &before);
+    inbox.enqueue(&lines(&[ticket_status("e1", "T", "resolved")]));
+    assert_eq!(inbox.wait_outcome("e1").0, "applied");
+    // P6 saw the new stage as closed.
+    assert_eq!(inbox.conversation("c1")["status"], "closed");
+    assert_eq!(inbox.conversation("c2")["status"], "closed");
+}
+
+#[test]
 fn sigterm_during_a_burst_loses_nothing_and_exits_0() {
     let events: Vec<Value> = (0..3000)
         .map(|i| conversation_created(&format!("e{i}"), &format!("c{i}")))
