@@ -18,13 +18,15 @@ pub struct Bounded<T> {
     records: HashMap<String, T>,
 }
 
-impl<T: Clone> Bounded<T> {
-    fn new() -> Self {
+impl<T> Default for Bounded<T> {
+    fn default() -> Self {
         Bounded {
             records: HashMap::new(),
         }
     }
+}
 
+impl<T> Bounded<T> {
     pub fn get(&self, id: &str) -> Option<&T> {
         self.records.get(id)
     }
@@ -37,6 +39,7 @@ impl<T: Clone> Bounded<T> {
     }
 }
 
+#[derive(Default)]
 pub struct StateCache {
     pub conversations: Bounded<Option<Conversation>>,
     pub tickets: Bounded<Option<Ticket>>,
@@ -46,28 +49,15 @@ pub struct StateCache {
 }
 
 impl StateCache {
-    pub fn new() -> Self {
-        StateCache {
-            conversations: Bounded::new(),
-            tickets: Bounded::new(),
-            blocked: Bounded::new(),
-            rollbacks: 0,
-        }
-    }
-
     /// Forgets everything if a transaction was rolled back since it was
     /// learned: the store may no longer hold it.
     pub fn check(&mut self, rollbacks: u64) {
         if rollbacks != self.rollbacks {
-            *self = StateCache::new();
-            self.rollbacks = rollbacks;
+            *self = StateCache {
+                rollbacks,
+                ..StateCache::default()
+            };
         }
-    }
-}
-
-impl Default for StateCache {
-    fn default() -> Self {
-        StateCache::new()
     }
 }
 
@@ -77,7 +67,7 @@ mod tests {
 
     #[test]
     fn a_full_cache_starts_over_instead_of_growing() {
-        let mut cache = Bounded::new();
+        let mut cache = Bounded::default();
         for i in 0..CAPACITY {
             cache.learn(format!("c{i}"), i);
         }

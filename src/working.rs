@@ -39,7 +39,7 @@ impl Working {
     pub fn new(store: Rc<Store>) -> Self {
         Working {
             store,
-            cache: StateCache::new(),
+            cache: StateCache::default(),
             conversations: HashMap::new(),
             tickets: HashMap::new(),
             blocked: HashMap::new(),

@@ -108,8 +108,9 @@ enum RowWrite {
     Block(String),
 }
 
-/// The state rows that an event's changes wrote: tickets, then
-/// conversations, then what links them (the order the daemon writes them).
+/// The state rows that an event's changes wrote, in the order
+/// `Working::flush` writes them: conversations, tickets, associations,
+/// blocked contacts.
 fn row_writes(changes: &[Change]) -> Vec<RowWrite> {
     let mut writes = Vec::new();
     for change in changes {
@@ -129,8 +130,8 @@ fn row_writes(changes: &[Change]) -> Vec<RowWrite> {
         }
     }
     writes.sort_by_key(|w| match w {
-        RowWrite::Ticket(_) => 0,
-        RowWrite::Conversation(_) => 1,
+        RowWrite::Conversation(_) => 0,
+        RowWrite::Ticket(_) => 1,
         RowWrite::Association { .. } => 2,
         RowWrite::Block(_) => 3,
     });
