@@ -10,7 +10,7 @@ use crate::change::{Change, Entity};
 use crate::config::Synchronous;
 use crate::daemon::BATCH;
 use crate::state::{Conversation, Ticket};
-use crate::store::Store;
+use crate::store::{LoggedEvent, Store};
 
 /// How long the bare writes took.
 pub struct Ceiling {
@@ -23,30 +23,55 @@ pub struct Ceiling {
 /// Replays the row writes of every processed event of `store` into scratch
 /// databases preloaded like it.
 pub fn measure(store: &Store, synchronous: Synchronous, preload: usize) -> anyhow::Result<Ceiling> {
-    let events = store.logged_events()?;
-    let writes: Vec<Vec<RowWrite>> = events.iter().map(|e| row_writes(&e.changes)).collect();
-    let records = Records::of(store, &writes)?;
-    let replay = |with_log: bool| -> anyhow::Result<Duration> {
+    let replay = Replay::of(store)?;
+    let timed = |with_log: bool| -> anyhow::Result<Duration> {
         let dir = tempfile::tempdir()?;
         let bare = Store::open(&dir.path().join("ceiling.db"), synchronous)?;
         super::preload(&bare, preload)?;
         let started = Instant::now();
-        for (events, writes) in events.chunks(BATCH).zip(writes.chunks(BATCH)) {
+        replay.write(&bare, with_log)?;
+        Ok(started.elapsed())
+    };
+    Ok(Ceiling {
+        all_rows: timed(true)?,
+        state_rows: timed(false)?,
+    })
+}
+
+/// What a run wrote, event by event, ready to be written again.
+struct Replay {
+    events: Vec<LoggedEvent>,
+    writes: Vec<Vec<RowWrite>>,
+    records: Records,
+}
+
+impl Replay {
+    fn of(store: &Store) -> rusqlite::Result<Replay> {
+        let events = store.logged_events()?;
+        let writes: Vec<Vec<RowWrite>> = events.iter().map(|e| row_writes(&e.changes)).collect();
+        let records = Records::of(store, &writes)?;
+        Ok(Replay {
+            events,
+            writes,
+            records,
+        })
+    }
+
+    /// The state rows, and with `with_log` the outcome and audit rows, in
+    /// the daemon's batches.
+    fn write(&self, bare: &Store, with_log: bool) -> rusqlite::Result<()> {
+        for (events, writes) in self.events.chunks(BATCH).zip(self.writes.chunks(BATCH)) {
             bare.begin()?;
             for (event, writes) in events.iter().zip(writes) {
-                records.write(&bare, writes)?;
+                self.records.write(bare, writes)?;
                 if with_log {
                     bare.record(&event.as_recorded())?;
                 }
             }
             bare.commit()?;
         }
-        Ok(started.elapsed())
-    };
-    Ok(Ceiling {
-        all_rows: replay(true)?,
-        state_rows: replay(false)?,
-    })
+        Ok(())
+    }
 }
 
 /// The final version of each record written; the values do not change what
@@ -136,4 +161,62 @@ fn row_writes(changes: &[Change]) -> Vec<RowWrite> {
         RowWrite::Block(_) => 3,
     });
     writes
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::bench::Workload;
+    use crate::config::Config;
+    use crate::engine::Processor;
+    use crate::export::Export;
+    use crate::ruleset::RuleSet;
+
+    /// A store after the shipped rules processed `events` of the workload.
+    fn processed(events: usize) -> Rc<Store> {
+        let config = Config::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/inboxd.toml"),
+        )
+        .unwrap();
+        let store = Rc::new(Store::open_in_memory().unwrap());
+        let mut processor = Processor::new(Rc::clone(&store), RuleSet::load(config, None).unwrap());
+        store.begin().unwrap();
+        for event in Workload::new(1).take(events) {
+            processor.process(&event, None).unwrap();
+        }
+        store.commit().unwrap();
+        store
+    }
+
+    fn as_json(export: Export) -> serde_json::Value {
+        serde_json::to_value(export).unwrap()
+    }
+
+    #[test]
+    fn the_ceiling_writes_the_rows_the_run_wrote() {
+        let store = processed(2_000);
+        let replay = Replay::of(&store).unwrap();
+        for with_log in [true, false] {
+            let bare = Store::open_in_memory().unwrap();
+            replay.write(&bare, with_log).unwrap();
+            assert_eq!(
+                as_json(Export::read(&bare).unwrap()),
+                as_json(Export::read(&store).unwrap())
+            );
+            let logged = |s: &Store| -> Vec<(String, String, Vec<Change>)> {
+                s.logged_events()
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| (e.event_id, e.outcome, e.changes))
+                    .collect()
+            };
+            if with_log {
+                assert_eq!(logged(&bare), logged(&store));
+            } else {
+                assert!(logged(&bare).is_empty());
+            }
+        }
+    }
 }
