@@ -13,12 +13,14 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use crate::event::EventKind;
+use crate::script_log::ScriptLog;
 use crate::unit::Unit;
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
-/// Registers the inbox API on `engine`, bound to `unit`.
-pub fn register(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
+/// Registers the inbox API on `engine`, bound to `unit`; script output goes
+/// to `log`.
+pub fn register(engine: &mut Engine, unit: &Rc<RefCell<Unit>>, log: &Rc<ScriptLog>) {
     register_reads(engine, unit);
     register_conversation_actions(engine, unit);
     register_ticket_actions(engine, unit);
@@ -27,9 +29,12 @@ pub fn register(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
     engine.register_fn("reject", move |reason: &str| -> Result<()> {
         Err(u.borrow_mut().reject(reason).into())
     });
-    engine.register_fn("log", |message: &str| {
-        tracing::info!(target: "inboxd::script", "{message}");
-    });
+    let l = Rc::clone(log);
+    engine.register_fn("log", move |message: &str| l.write(message));
+    let l = Rc::clone(log);
+    engine.on_print(move |text| l.write(text));
+    let l = Rc::clone(log);
+    engine.on_debug(move |text, _, pos| l.write(&format!("{pos}: {text}")));
 }
 
 fn register_reads(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {

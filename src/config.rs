@@ -2,6 +2,7 @@
 //! pipeline, and the `[settings]` every script can read.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -24,6 +25,8 @@ pub struct Config {
     pub synchronous: Synchronous,
     pub rules_dir: PathBuf,
     pub max_cascade_depth: usize,
+    /// The longest all the rule runs of one event may take together.
+    pub event_time_limit: Duration,
     pub stages: Stages,
     /// `[settings]`, with the defaults the shipped rules rely on filled in.
     pub settings: toml::Table,
@@ -92,6 +95,8 @@ struct RawRules {
     dir: PathBuf,
     #[serde(default = "default_max_cascade_depth")]
     max_cascade_depth: usize,
+    #[serde(default = "default_event_time_limit")]
+    event_time_limit: String,
 }
 
 impl Default for RawRules {
@@ -99,6 +104,7 @@ impl Default for RawRules {
         RawRules {
             dir: default_rules_dir(),
             max_cascade_depth: default_max_cascade_depth(),
+            event_time_limit: default_event_time_limit(),
         }
     }
 }
@@ -109,6 +115,30 @@ fn default_rules_dir() -> PathBuf {
 
 fn default_max_cascade_depth() -> usize {
     16
+}
+
+fn default_event_time_limit() -> String {
+    "10s".into()
+}
+
+/// The bounds of `[rules] event_time_limit`: at least one script run's own
+/// limit, at most what a producer-facing daemon can sensibly spend.
+const EVENT_TIME_LIMITS: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(3600));
+
+fn event_time_limit(text: &str) -> Result<Duration, String> {
+    let limit = humantime::parse_duration(text).map_err(|e| {
+        format!("[rules] event_time_limit must be a duration like \"10s\" or \"2m\": {text:?}: {e}")
+    })?;
+    let (low, high) = EVENT_TIME_LIMITS;
+    if limit < low || limit > high {
+        return Err(format!(
+            "[rules] event_time_limit must be between {} and {}",
+            humantime::format_duration(low),
+            humantime::format_duration(high)
+        ));
+    }
+    Ok(limit)
 }
 
 #[derive(Deserialize)]
@@ -149,6 +179,8 @@ impl Config {
                 format!("[rules] max_cascade_depth must be between 1 and {MAX_CASCADE_DEPTH}"),
             ));
         }
+        let event_time_limit =
+            event_time_limit(&raw.rules.event_time_limit).map_err(|e| Diagnostic::file(file, e))?;
         let settings = with_default_settings(raw.settings);
         check_settings(&settings).map_err(|e| Diagnostic::file(file, e))?;
         Ok(Config {
@@ -157,6 +189,7 @@ impl Config {
             synchronous: raw.store.synchronous,
             rules_dir: base.join(raw.rules.dir),
             max_cascade_depth: raw.rules.max_cascade_depth,
+            event_time_limit,
             stages,
             settings,
         })
@@ -243,6 +276,24 @@ mod tests {
                 .max_cascade_depth,
             1000
         );
+    }
+
+    #[test]
+    fn the_event_time_limit_is_a_bounded_duration() {
+        assert_eq!(
+            parse("").unwrap().event_time_limit,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            parse("[rules]\nevent_time_limit = \"90s\"\n")
+                .unwrap()
+                .event_time_limit,
+            Duration::from_secs(90)
+        );
+        for bad in ["\"soon\"", "\"1ms\"", "\"2d\""] {
+            let err = parse(&format!("[rules]\nevent_time_limit = {bad}\n")).unwrap_err();
+            assert!(err.message.contains("event_time_limit"), "{err}");
+        }
     }
 
     #[test]

@@ -3,11 +3,10 @@
 //! event's changes are worked out in memory and written under a savepoint,
 //! so that nothing of a failed or rejected event stays.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::time::Instant;
 
 use rhai::{Dynamic, Engine};
 
@@ -15,7 +14,8 @@ use crate::apply::{apply, Mode, Stop};
 use crate::event::{now_rfc3339, Event};
 use crate::report::{Firing, Outcome, Report};
 use crate::ruleset::{script_scope, Rule, RuleSet};
-use crate::script::{describe, sandboxed_engine, with_time_limit};
+use crate::script::{describe, sandboxed_engine, with_time_limit, Deadlines};
+use crate::script_log::ScriptLog;
 use crate::store::{Queued, Recorded, Store};
 use crate::unit::{Pending, Unit};
 use crate::working::{Cause, Working};
@@ -25,8 +25,9 @@ pub struct Processor {
     store: Rc<Store>,
     rules: RuleSet,
     scripts: Engine,
-    /// When the running script started, for the time limit.
-    clock: Rc<Cell<Instant>>,
+    /// When the running script and the event started, for the time limits.
+    deadlines: Rc<Deadlines>,
+    script_log: Rc<ScriptLog>,
     unit: Rc<RefCell<Unit>>,
     /// Whether event ids are done (applied or rejected), looked up for a
     /// whole batch at once; valid for the current transaction only.
@@ -40,13 +41,15 @@ impl Processor {
             rules.config.stages.clone(),
         )));
         let mut scripts = sandboxed_engine();
-        let clock = with_time_limit(&mut scripts);
-        crate::api::register(&mut scripts, &unit);
+        let deadlines = with_time_limit(&mut scripts);
+        let script_log = Rc::new(ScriptLog::default());
+        crate::api::register(&mut scripts, &unit, &script_log);
         Processor {
             store,
             rules,
             scripts,
-            clock,
+            deadlines,
+            script_log,
             unit,
             known_done: HashMap::new(),
         }
@@ -193,7 +196,8 @@ impl Processor {
     /// Runs script code with the clock started, turning a panic inside the
     /// scripting engine into a failed event instead of a dead daemon.
     fn guarded<T>(&self, rule: &Rule, run: impl FnOnce() -> T) -> Result<T, Stop> {
-        self.clock.set(Instant::now());
+        self.deadlines.start_run();
+        self.script_log.start_rule(rule.name());
         std::panic::catch_unwind(AssertUnwindSafe(run))
             .map_err(|_| Stop::Failed(format!("rule {}: the script engine panicked", rule.name())))
     }
@@ -222,7 +226,12 @@ impl Processor {
             }
         }
         self.unit.borrow_mut().reset(&event.id);
-        match self.run(event, &mut report.rules_fired) {
+        self.deadlines
+            .start_event(self.rules.config.event_time_limit);
+        self.script_log.start_event(&event.id);
+        let result = self.run(event, &mut report.rules_fired);
+        self.script_log.finish_event();
+        match result {
             Ok(()) => report.changes = self.unit.borrow_mut().working.take_changes(),
             Err(Stop::Rejected(reason)) => {
                 report.outcome = Outcome::Rejected;
@@ -267,6 +276,9 @@ impl Processor {
             // Built only for an event that some rule is for.
             let mut event_map = None;
             for rule in rules.rules_for(pending.kind.type_name()) {
+                if let Some(reason) = self.deadlines.exceeded() {
+                    return Err(Stop::Failed(format!("before rule {}: {reason}", rule.name())));
+                }
                 let event_map = event_map.get_or_insert_with(|| script_event(event, &pending));
                 if !self.condition_holds(rule, event_map)? {
                     continue;

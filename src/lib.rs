@@ -25,6 +25,7 @@ pub mod report;
 pub mod ruleset;
 pub mod ruletest;
 pub mod script;
+pub mod script_log;
 pub mod state;
 pub mod state_cache;
 pub mod store;

@@ -1,11 +1,17 @@
 //! The Rhai sandbox: one engine configuration for compiling and running
 //! rules, with every limit set explicitly (the defaults differ between debug
-//! and release builds) and no way out to files, modules or the network.
+//! and release builds) and no way out to files, modules, the network or the
+//! clock.
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use rhai::packages::{
+    ArithmeticPackage, BasicArrayPackage, BasicFnPackage, BasicIteratorPackage, BasicMapPackage,
+    BasicMathPackage, BasicStringPackage, BitFieldPackage, LogicPackage, MoreStringPackage,
+    Package,
+};
 use rhai::{Dynamic, Engine, EvalAltResult};
 
 /// Limits of one script run. A script that reaches one fails its event.
@@ -23,30 +29,99 @@ pub mod limits {
     /// Operations differ in cost (a string operation on 64 KiB is far dearer
     /// than an addition), so wall-clock time is bounded too.
     pub const MAX_RUN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+    /// Lines that the scripts of one event may log (`print`, `debug`,
+    /// `log`); past them, output is dropped and counted.
+    pub const MAX_LOG_LINES: usize = 100;
+    /// Bytes that the scripts of one event may log.
+    pub const MAX_LOG_BYTES: usize = 64 * 1024;
 }
 
-/// Bounds the wall-clock time of each run of `engine`: the returned clock
-/// must be reset with `Instant::now()` before each run.
-pub fn with_time_limit(engine: &mut Engine) -> Rc<Cell<Instant>> {
-    let started = Rc::new(Cell::new(Instant::now()));
-    let clock = Rc::clone(&started);
+/// The time limits of script runs: each run, and all the runs of one event
+/// together. The engine asks it between operations; no function a script
+/// can call blocks or waits, so that is often enough.
+#[derive(Debug)]
+pub struct Deadlines {
+    run_started: Cell<Instant>,
+    event_started: Cell<Instant>,
+    event_limit: Cell<Duration>,
+}
+
+impl Deadlines {
+    fn new() -> Self {
+        Deadlines {
+            run_started: Cell::new(Instant::now()),
+            event_started: Cell::new(Instant::now()),
+            event_limit: Cell::new(Duration::MAX),
+        }
+    }
+
+    /// Starts the clock of an event's runs, bounded by `limit` together.
+    pub fn start_event(&self, limit: Duration) {
+        self.event_started.set(Instant::now());
+        self.event_limit.set(limit);
+    }
+
+    /// Starts the clock of one run.
+    pub fn start_run(&self) {
+        self.run_started.set(Instant::now());
+    }
+
+    /// Why the running script must stop now, if it must.
+    pub fn exceeded(&self) -> Option<String> {
+        let event_limit = self.event_limit.get();
+        if self.event_started.get().elapsed() > event_limit {
+            return Some(format!(
+                "the event's rules ran longer than {} in all ([rules] event_time_limit)",
+                humantime::format_duration(event_limit)
+            ));
+        }
+        if self.run_started.get().elapsed() > limits::MAX_RUN_TIME {
+            let limit = limits::MAX_RUN_TIME.as_secs();
+            return Some(format!("the script ran longer than {limit} s"));
+        }
+        None
+    }
+}
+
+/// Bounds the wall-clock time of each run of `engine`, and of each event's
+/// runs together; the returned deadlines are started by the caller.
+pub fn with_time_limit(engine: &mut Engine) -> Rc<Deadlines> {
+    let deadlines = Rc::new(Deadlines::new());
+    let clock = Rc::clone(&deadlines);
     engine.on_progress(move |operations| {
         // Reading the clock costs more than an operation: look now and then.
-        if operations % 1024 == 0 && clock.get().elapsed() > limits::MAX_RUN_TIME {
-            let limit = limits::MAX_RUN_TIME.as_secs();
-            Some(Dynamic::from(format!(
-                "the script ran longer than {limit} s"
-            )))
-        } else {
-            None
+        if operations % 256 != 0 {
+            return None;
         }
+        clock.exceeded().map(Dynamic::from)
     });
-    started
+    deadlines
 }
 
 /// An engine with the sandbox set, and nothing of the inbox API yet.
+///
+/// The functions scripts may call are an allow-list: the packages of pure
+/// computation on the language's own values (arithmetic, logic, strings,
+/// arrays, maps, ranges, function pointers, maths). Left out on purpose:
+/// Rhai's core package (`sleep`, which blocks the daemon beyond any time
+/// limit, `exit`, `parse_json`, function metadata), timestamps (a rule must
+/// give the same result when replayed) and blobs.
 pub fn sandboxed_engine() -> Engine {
-    let mut engine = Engine::new();
+    let mut engine = Engine::new_raw();
+    for package in [
+        ArithmeticPackage::new().as_shared_module(),
+        LogicPackage::new().as_shared_module(),
+        BasicMathPackage::new().as_shared_module(),
+        BitFieldPackage::new().as_shared_module(),
+        BasicStringPackage::new().as_shared_module(),
+        MoreStringPackage::new().as_shared_module(),
+        BasicIteratorPackage::new().as_shared_module(),
+        BasicArrayPackage::new().as_shared_module(),
+        BasicMapPackage::new().as_shared_module(),
+        BasicFnPackage::new().as_shared_module(),
+    ] {
+        engine.register_global_module(package);
+    }
     engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
     engine.set_max_modules(0);
     engine.set_max_operations(limits::MAX_OPERATIONS);
@@ -59,10 +134,6 @@ pub fn sandboxed_engine() -> Engine {
     engine.set_max_functions(limits::MAX_FUNCTIONS);
     engine.set_strict_variables(true);
     engine.disable_symbol("eval");
-    engine.on_print(|text| tracing::info!(target: "inboxd::script", "{text}"));
-    engine.on_debug(|text, source, pos| {
-        tracing::debug!(target: "inboxd::script", source = source.unwrap_or(""), %pos, "{text}")
-    });
     engine
 }
 

@@ -5,6 +5,7 @@ mod admin;
 mod common;
 mod daemon;
 mod dry_run;
+mod hardening;
 mod input;
 mod model;
 mod policies;

@@ -1,0 +1,111 @@
+//! The holes found when the daemon was attacked (issue #10): each test
+//! reaches the condition it names and fails on the code before the fix.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::*;
+
+/// Functions that block or reach outside the sandbox do not exist for
+/// scripts, in a rule or in its `when`: the event fails at once instead of
+/// holding the daemon.
+#[test]
+fn scripts_cannot_call_functions_that_block_or_reach_out() {
+    for (name, script) in [
+        ("sleep", "sleep(30);\n"),
+        ("sleep_float", "sleep(30.0);\n"),
+        ("timestamp", "let t = timestamp();\n"),
+        ("exit", "exit(1);\n"),
+        ("fn_pointer", "let f = Fn(\"sleep\"); f.call(30);\n"),
+    ] {
+        let inbox = Inbox::new();
+        inbox.add_rule("h", "conversation.created", script);
+        let started = Instant::now();
+        inbox.send(&[conversation_created("e1", "c1")]);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{name}: the event held the daemon"
+        );
+        let (outcome, reason) = inbox.outcome("e1");
+        assert_eq!(outcome, "failed", "{name}");
+        let reason = reason.unwrap();
+        assert!(
+            reason.contains("rule h: ") && reason.contains("not found"),
+            "{name}: {reason}"
+        );
+    }
+    let inbox = Inbox::new();
+    inbox.write(
+        "rules/zz_test.toml",
+        "[[rule]]\nname = \"w\"\non = [\"conversation.created\"]\nscript = \"w.rhai\"\nwhen = \"sleep(30) == ()\"\n",
+    );
+    inbox.write("rules/w.rhai", "");
+    inbox.send(&[conversation_created("e1", "c1")]);
+    let (outcome, reason) = inbox.outcome("e1");
+    assert_eq!(outcome, "failed");
+    assert!(reason.unwrap().contains("not found"));
+}
+
+/// Each run stays under its own 2 s, but all the runs of one event
+/// together pass `[rules] event_time_limit`: the event fails.
+#[test]
+fn an_event_whose_rules_take_too_long_together_fails() {
+    let inbox = Inbox::new();
+    let config = inbox
+        .read("config/inboxd.toml")
+        .replace("event_time_limit = \"10s\"", "event_time_limit = \"1s\"");
+    inbox.write("config/inboxd.toml", &config);
+    // About 0.3 s a run, once per conversation closed by the cascade.
+    inbox.add_rule(
+        "slow",
+        "conversation.closed",
+        "let s = \"x\"; for i in 0..15 { s += s; }\nfor i in 0..3000 { let t = s.replace(\"x\", \"y\"); }\n",
+    );
+    let mut events = vec![conversation_created("c0", "c0"), ticket_created("t", "T", "c0")];
+    for i in 1..=20 {
+        events.push(conversation_created(&format!("cc{i}"), &format!("c{i}")));
+        events.push(associated(&format!("a{i}"), "T", &format!("c{i}")));
+    }
+    events.push(ticket_status("close", "T", "closed"));
+    inbox.send(&events);
+    let (outcome, reason) = inbox.outcome("close");
+    assert_eq!(outcome, "failed");
+    assert!(
+        reason.as_deref().unwrap().contains("event_time_limit"),
+        "{reason:?}"
+    );
+    assert_eq!(inbox.ticket("T")["status"], "new");
+}
+
+/// `print` and `log` in a loop: the daemon's log holds at most the budget
+/// of one event, and says it was cut.
+#[test]
+fn script_output_is_capped_per_event() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "noisy",
+        "conversation.created",
+        "for i in 0..20000 { print(\"p\" + i); log(\"l\" + i); debug(i); }\n",
+    );
+    inbox.enqueue(&lines(&[
+        conversation_created("e1", "c1"),
+        conversation_created("e2", "c2"),
+    ]));
+    let out = inbox
+        .cmd()
+        .env("RUST_LOG", "debug")
+        .args(["run", "--drain"])
+        .assert()
+        .success();
+    let log = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let script_lines = log.lines().filter(|l| l.contains("inboxd::script")).count();
+    // 100 lines for each event, plus the notes that say it was cut.
+    assert!(script_lines <= 2 * 103, "{script_lines} lines of script output");
+    assert!(log.contains("cut"), "{log}");
+    assert!(log.contains("line(s) of script output dropped"));
+    // Each line names its rule and event.
+    let first = log.lines().find(|l| l.contains("p0")).unwrap();
+    assert!(first.contains("noisy") && first.contains("e1"), "{first}");
+    assert_eq!(inbox.outcome("e1").0, "applied");
+}
