@@ -280,10 +280,7 @@ mod tests {
 
     #[test]
     fn the_event_time_limit_is_a_bounded_duration() {
-        assert_eq!(
-            parse("").unwrap().event_time_limit,
-            Duration::from_secs(10)
-        );
+        assert_eq!(parse("").unwrap().event_time_limit, Duration::from_secs(10));
         assert_eq!(
             parse("[rules]\nevent_time_limit = \"90s\"\n")
                 .unwrap()

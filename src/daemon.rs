@@ -16,6 +16,7 @@ use crate::diagnostic::Diagnostics;
 use crate::engine::Processor;
 use crate::event::{now_rfc3339, Event};
 use crate::lock::DaemonLock;
+use crate::poison_guard::{Attempt, PoisonGuard, Verdict};
 use crate::report::Outcome;
 use crate::ruleset::RuleSet;
 use crate::store::{Checkpointer, Queued, Store};
@@ -95,6 +96,7 @@ pub struct Daemon {
     processor: Processor,
     watches: Option<Watches>,
     checkpointer: Checkpointer,
+    guard: PoisonGuard,
     _lock: DaemonLock,
 }
 
@@ -117,6 +119,8 @@ impl Daemon {
         let store = Rc::new(Store::open(&store_path, rules.config.synchronous)?);
         store.leave_checkpoints_to_others()?;
         let checkpointer = Checkpointer::start(store_path.clone());
+        let real_path = std::fs::canonicalize(&store_path).unwrap_or_else(|_| store_path.clone());
+        let guard = PoisonGuard::open(&real_path);
         tracing::info!(
             ruleset = %rules.version,
             rules = rules.rules.len(),
@@ -130,6 +134,7 @@ impl Daemon {
             processor,
             watches: None,
             checkpointer,
+            guard,
             _lock: lock,
         })
     }
@@ -161,6 +166,7 @@ impl Daemon {
             }
             total += done;
         }
+        self.guard.clear();
         Ok(total)
     }
 
@@ -179,6 +185,7 @@ impl Daemon {
                 }
             }
         }
+        self.guard.clear();
         tracing::info!("inboxd stopped");
         Ok(())
     }
@@ -230,9 +237,26 @@ impl Daemon {
     /// early if asked. On any error the whole transaction is rolled back,
     /// so that nothing of it stays and the next try starts clean.
     fn process_batch(&mut self, control: &Control) -> anyhow::Result<usize> {
-        let batch = self.store.peek(BATCH).context("cannot read the queue")?;
-        if batch.is_empty() {
+        let mut batch = self.store.peek(BATCH).context("cannot read the queue")?;
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return Ok(0);
+        };
+        let (first, last) = (first.seq, last.seq);
+        match self.guard.verdict(first) {
+            Verdict::Batch => self.guard.note(Attempt {
+                first,
+                last,
+                deaths: 0,
+            }),
+            Verdict::Alone { deaths } => {
+                batch.truncate(1);
+                self.guard.note(Attempt {
+                    first,
+                    last: first,
+                    deaths,
+                });
+            }
+            Verdict::Poison { deaths } => return self.record_poison(&batch[0], deaths),
         }
         self.store.begin().context("cannot start a transaction")?;
         let result = self.process_events(&batch, control);
@@ -247,6 +271,26 @@ impl Daemon {
             }
         }
         result
+    }
+
+    /// Records an event during which the daemon died `deaths` times as
+    /// failed, and takes it off the queue.
+    fn record_poison(&mut self, queued: &Queued, deaths: u32) -> anyhow::Result<usize> {
+        let reason = format!(
+            "the daemon died {deaths} times while processing this event alone (killed, out of memory?); \
+             recorded failed so that the queue goes on"
+        );
+        self.store.begin().context("cannot start a transaction")?;
+        let result = self
+            .processor
+            .record_failed(queued, &reason)
+            .and_then(|()| self.store.ack_through(queued.seq))
+            .and_then(|()| self.store.commit());
+        if let Err(e) = result {
+            let _ = self.store.rollback();
+            return Err(e).context("cannot record an event's outcome");
+        }
+        Ok(1)
     }
 
     /// The events of a batch, in the transaction `process_batch` opened,

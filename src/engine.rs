@@ -177,14 +177,21 @@ impl Processor {
     /// caller takes it off the queue, it no longer blocks the events behind
     /// it.
     pub fn record_unreadable(&self, queued: &Queued, error: &str) -> rusqlite::Result<()> {
-        let reason = format!("the queued event cannot be read: {error}");
+        self.record_failed(queued, &format!("the queued event cannot be read: {error}"))
+    }
+
+    /// Records a queued event as failed without processing it, for the
+    /// caller to take off the queue in the same transaction.
+    pub fn record_failed(&self, queued: &Queued, reason: &str) -> rusqlite::Result<()> {
+        let event_type = serde_json::from_str::<Event>(&queued.body)
+            .map_or("unknown", |event| event.type_name());
         self.store.record(&Recorded {
             queue_seq: Some(queued.seq),
             event_id: &queued.event_id,
-            event_type: "unknown",
+            event_type,
             body: &queued.body,
             outcome: Outcome::Failed.as_str(),
-            reason: Some(&reason),
+            reason: Some(reason),
             ruleset: &self.rules.version,
             processed_at: &now_rfc3339(),
             changes: &[],
@@ -276,8 +283,11 @@ impl Processor {
             // Built only for an event that some rule is for.
             let mut event_map = None;
             for rule in rules.rules_for(pending.kind.type_name()) {
-                if let Some(reason) = self.deadlines.exceeded() {
-                    return Err(Stop::Failed(format!("before rule {}: {reason}", rule.name())));
+                if let Some(reason) = self.deadlines.event_exceeded() {
+                    return Err(Stop::Failed(format!(
+                        "before rule {}: {reason}",
+                        rule.name()
+                    )));
                 }
                 let event_map = event_map.get_or_insert_with(|| script_event(event, &pending));
                 if !self.condition_holds(rule, event_map)? {

@@ -7,6 +7,26 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::state::Stages;
 
+/// The largest input an event may carry. Anything larger is refused at
+/// enqueue like any malformed input: a value a script cannot handle (its
+/// strings are limited to 64 KiB) must never enter the queue, where it
+/// would fail every rule that touches its record, or swell every event
+/// that copies it.
+pub mod limits {
+    /// One event, as JSON.
+    pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+    /// An id or a name: `id`, `conversation`, `ticket`, `owner`, `contact`,
+    /// `inbox`, `channel`, `actor`, `property`, `status`, a property name.
+    pub const MAX_ID_BYTES: usize = 512;
+    /// Free text: `subject`, a property's value.
+    pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+    /// Properties given at once in `ticket.created`.
+    pub const MAX_PROPERTIES: usize = 100;
+}
+
+/// The fields holding free text, allowed `limits::MAX_TEXT_BYTES`.
+const TEXT_FIELDS: [&str; 2] = ["subject", "value"];
+
 /// One inbox event: a fact ("an agent closed conversation c1").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -201,12 +221,20 @@ impl Event {
     /// assert!(Event::parse(bad, &Stages::default()).unwrap_err().contains("unknown status"));
     /// ```
     pub fn parse(text: &str, stages: &Stages) -> Result<Event, String> {
+        if text.len() > limits::MAX_EVENT_BYTES {
+            return Err(format!(
+                "the event is {} bytes long; at most {} are allowed",
+                text.len(),
+                limits::MAX_EVENT_BYTES
+            ));
+        }
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
         let object = value
             .as_object()
             .ok_or_else(|| "an event must be a JSON object".to_string())?;
         check_header(object)?;
+        check_sizes(object)?;
         let type_name = object["type"].as_str().unwrap_or_default().to_string();
         let event: Event =
             serde_json::from_value(value).map_err(|e| format!("{type_name}: {e}"))?;
@@ -262,6 +290,46 @@ fn check_header(object: &serde_json::Map<String, serde_json::Value>) -> Result<(
         )),
         Some(other) => Err(format!("`type` must be a string, not {other}")),
     }
+}
+
+/// Every string of the event within its limit; the first too long is named.
+fn check_sizes(object: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+    use limits::*;
+    let within = |field: &str, text: &str, max: usize| {
+        if text.len() > max {
+            Err(format!(
+                "`{field}` is {} bytes long; at most {max} are allowed",
+                text.len()
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    for (key, value) in object {
+        match value {
+            serde_json::Value::String(text) if TEXT_FIELDS.contains(&key.as_str()) => {
+                within(key, text, MAX_TEXT_BYTES)?
+            }
+            serde_json::Value::String(text) => within(key, text, MAX_ID_BYTES)?,
+            serde_json::Value::Object(properties) if key == "properties" => {
+                if properties.len() > MAX_PROPERTIES {
+                    return Err(format!(
+                        "`properties` has {} entries; at most {MAX_PROPERTIES} are allowed",
+                        properties.len()
+                    ));
+                }
+                for (name, value) in properties {
+                    within("properties", name, MAX_ID_BYTES)
+                        .map_err(|e| format!("a property name: {e}"))?;
+                    if let serde_json::Value::String(text) = value {
+                        within(&format!("properties.{name}"), text, MAX_TEXT_BYTES)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub fn parse_time(text: &str) -> Result<time::OffsetDateTime, time::error::Parse> {
@@ -391,6 +459,81 @@ mod tests {
             let err = Event::parse(line, &stages()).unwrap_err();
             assert!(err.contains(expected), "{line}: {err}");
         }
+    }
+
+    #[test]
+    fn oversized_input_is_refused_naming_the_field() {
+        use limits::*;
+        let long = |n: usize| "x".repeat(n);
+        let cases = [
+            (
+                json_event(
+                    "conversation.closed",
+                    &[("conversation", &long(MAX_ID_BYTES + 1))],
+                ),
+                "`conversation` is 513 bytes long",
+            ),
+            (
+                json_event(
+                    "conversation.created",
+                    &[
+                        ("conversation", "c"),
+                        ("subject", &long(MAX_TEXT_BYTES + 1)),
+                    ],
+                ),
+                "`subject` is",
+            ),
+            (
+                format!(
+                    r#"{{"id":"e","type":"ticket.created","ticket":"t","conversation":"c","properties":{{"p":"{}"}}}}"#,
+                    long(MAX_TEXT_BYTES + 1)
+                ),
+                "`properties.p` is",
+            ),
+            (
+                format!(
+                    r#"{{"id":"e","type":"ticket.created","ticket":"t","conversation":"c","properties":{{{}}}}}"#,
+                    (0..=MAX_PROPERTIES)
+                        .map(|i| format!(r#""p{i}":"v""#))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                "`properties` has 101 entries",
+            ),
+            (
+                json_event(
+                    "conversation.closed",
+                    &[("conversation", "c"), ("actor", &long(MAX_ID_BYTES + 1))],
+                ),
+                "`actor` is",
+            ),
+            (
+                json_event(
+                    "conversation.closed",
+                    &[("conversation", "c"), ("padding", &long(MAX_EVENT_BYTES))],
+                ),
+                "the event is",
+            ),
+        ];
+        for (line, expected) in cases {
+            let err = Event::parse(&line, &stages()).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        // At the limits: accepted.
+        let subject = long(MAX_TEXT_BYTES);
+        let at_limit = json_event(
+            "conversation.created",
+            &[("conversation", &long(MAX_ID_BYTES)), ("subject", &subject)],
+        );
+        assert!(Event::parse(&at_limit, &stages()).is_ok());
+    }
+
+    fn json_event(kind: &str, fields: &[(&str, &str)]) -> String {
+        let mut event = serde_json::json!({"id": "e", "type": kind});
+        for (k, v) in fields {
+            event[*k] = serde_json::Value::from(*v);
+        }
+        event.to_string()
     }
 
     #[test]

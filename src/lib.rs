@@ -19,6 +19,7 @@ pub mod hubspot;
 pub mod init;
 pub mod lock;
 pub mod pipeline;
+pub mod poison_guard;
 pub mod progress;
 pub mod replay;
 pub mod report;

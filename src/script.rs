@@ -66,14 +66,21 @@ impl Deadlines {
         self.run_started.set(Instant::now());
     }
 
-    /// Why the running script must stop now, if it must.
-    pub fn exceeded(&self) -> Option<String> {
+    /// Why the event's rules must stop now, if they must.
+    pub fn event_exceeded(&self) -> Option<String> {
         let event_limit = self.event_limit.get();
-        if self.event_started.get().elapsed() > event_limit {
-            return Some(format!(
+        (self.event_started.get().elapsed() > event_limit).then(|| {
+            format!(
                 "the event's rules ran longer than {} in all ([rules] event_time_limit)",
                 humantime::format_duration(event_limit)
-            ));
+            )
+        })
+    }
+
+    /// Why the running script must stop now, if it must.
+    pub fn exceeded(&self) -> Option<String> {
+        if let Some(reason) = self.event_exceeded() {
+            return Some(reason);
         }
         if self.run_started.get().elapsed() > limits::MAX_RUN_TIME {
             let limit = limits::MAX_RUN_TIME.as_secs();

@@ -17,6 +17,11 @@ use crate::working::{Cause, Working};
 /// runaway rule can take.
 pub const MAX_DERIVED_EVENTS: usize = 100_000;
 
+/// The most bytes of changes (values, ids, causes: what the audit trail
+/// and the outcome keep) that one original event may make: a bound on the
+/// memory and the rows a rule fanning out large values can take.
+pub const MAX_CHANGE_BYTES: usize = 32 * 1024 * 1024;
+
 /// An event waiting for its rules to run: the original one or one derived
 /// from a rule's action.
 #[derive(Debug, Clone)]
@@ -60,6 +65,8 @@ pub struct Unit {
     /// The original event's id; derived ids are `<id>/<n>`.
     root: String,
     derived_count: usize,
+    /// Bytes of the changes made so far, against `MAX_CHANGE_BYTES`.
+    change_bytes: usize,
     firing: Option<Firing>,
     actions: Vec<ActionRecord>,
     derived: Vec<Pending>,
@@ -77,6 +84,7 @@ impl Unit {
             stages,
             root: String::new(),
             derived_count: 0,
+            change_bytes: 0,
             firing: None,
             actions: Vec::new(),
             derived: Vec::new(),
@@ -90,6 +98,7 @@ impl Unit {
         self.working.reset();
         self.root = root.to_string();
         self.derived_count = 0;
+        self.change_bytes = 0;
         self.firing = None;
         self.actions.clear();
         self.derived.clear();
@@ -148,6 +157,14 @@ impl Unit {
         };
         let mark = self.working.changes().len();
         match apply(&mut self.working, &kind, &self.stages, Mode::Action, &cause) {
+            Ok(true) if over_budget(&mut self.change_bytes, &self.working, mark) => {
+                let reason = format!(
+                    "the event's changes take more than {} MiB; stopped at {call}",
+                    MAX_CHANGE_BYTES / (1024 * 1024)
+                );
+                self.failure.get_or_insert(reason.clone());
+                Err(reason)
+            }
             Ok(true) => {
                 self.derived_count += 1;
                 let chain = firing.chain.clone();
@@ -193,4 +210,38 @@ impl Unit {
         self.rejection.get_or_insert(reason.clone());
         reason
     }
+}
+
+/// About the bytes `value` takes as JSON, without writing it out.
+fn json_size(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+        Value::String(text) => text.len() + 2,
+        Value::Array(items) => items.iter().map(json_size).sum::<usize>() + 2,
+        Value::Object(map) => {
+            map.iter()
+                .map(|(k, v)| k.len() + json_size(v))
+                .sum::<usize>()
+                + 2
+        }
+    }
+}
+
+/// Adds the bytes of the changes made since `mark` to `total`; whether the
+/// event has now changed more than `MAX_CHANGE_BYTES`.
+fn over_budget(total: &mut usize, working: &Working, mark: usize) -> bool {
+    let bytes: usize = working.changes()[mark..]
+        .iter()
+        .map(|c| {
+            c.id.len()
+                + c.field.len()
+                + c.event.len()
+                + c.chain.len()
+                + c.rule.as_ref().map_or(0, String::len)
+                + json_size(&c.before)
+                + json_size(&c.after)
+        })
+        .sum();
+    *total += bytes;
+    *total > MAX_CHANGE_BYTES
 }

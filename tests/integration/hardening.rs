@@ -60,10 +60,13 @@ fn an_event_whose_rules_take_too_long_together_fails() {
     inbox.add_rule(
         "slow",
         "conversation.closed",
-        "let s = \"x\"; for i in 0..15 { s += s; }\nfor i in 0..3000 { let t = s.replace(\"x\", \"y\"); }\n",
+        "let s = \"x\"; for i in 0..15 { s += s; }\nfor i in 0..20000 { let t = s.replace(\"x\", \"y\"); }\n",
     );
-    let mut events = vec![conversation_created("c0", "c0"), ticket_created("t", "T", "c0")];
-    for i in 1..=20 {
+    let mut events = vec![
+        conversation_created("c0", "c0"),
+        ticket_created("t", "T", "c0"),
+    ];
+    for i in 1..=40 {
         events.push(conversation_created(&format!("cc{i}"), &format!("c{i}")));
         events.push(associated(&format!("a{i}"), "T", &format!("c{i}")));
     }
@@ -101,11 +104,129 @@ fn script_output_is_capped_per_event() {
     let log = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     let script_lines = log.lines().filter(|l| l.contains("inboxd::script")).count();
     // 100 lines for each event, plus the notes that say it was cut.
-    assert!(script_lines <= 2 * 103, "{script_lines} lines of script output");
+    assert!(
+        script_lines <= 2 * 103,
+        "{script_lines} lines of script output"
+    );
     assert!(log.contains("cut"), "{log}");
     assert!(log.contains("line(s) of script output dropped"));
     // Each line names its rule and event.
     let first = log.lines().find(|l| l.contains("p0")).unwrap();
     assert!(first.contains("noisy") && first.contains("e1"), "{first}");
+    assert_eq!(inbox.outcome("e1").0, "applied");
+}
+
+/// Ids and strings past their limits never enter the queue: a 2 MB id
+/// (which, trashed on a ticket of 200 conversations, took the daemon down
+/// for good) and a subject longer than a script can hold.
+#[test]
+fn oversized_input_is_refused_at_enqueue_and_queues_nothing() {
+    let inbox = Inbox::new();
+    for (event, field) in [
+        (
+            conversation_event("e0", "conversation.trashed", &"c".repeat(2 * 1024 * 1024)),
+            "the event is",
+        ),
+        (
+            conversation_event("e1", "conversation.trashed", &"c".repeat(10_000)),
+            "`conversation`",
+        ),
+        (
+            ev(
+                "e2",
+                "conversation.created",
+                json!({"conversation": "c", "subject": "s".repeat(70_000)}),
+            ),
+            "the event is",
+        ),
+        (
+            ev(
+                "e3",
+                "conversation.created",
+                json!({"conversation": "c", "subject": "s".repeat(20_000)}),
+            ),
+            "`subject`",
+        ),
+    ] {
+        let batch = lines(&[conversation_created("ok", "c0"), event]);
+        let out = inbox
+            .cmd()
+            .arg("enqueue")
+            .write_stdin(batch)
+            .assert()
+            .failure();
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(
+            stderr.contains("line 2") && stderr.contains(field),
+            "{stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    assert_eq!(inbox.status()["queued"], 0);
+}
+
+/// A rule fanning out large values: each under the script's 64 KiB, the
+/// event's changes together past its budget. The event fails; the daemon
+/// goes on.
+#[test]
+fn an_event_whose_changes_pass_the_budget_fails() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "fan",
+        "ticket.created",
+        "let a = \"a\"; for i in 0..15 { a += a; }\nlet b = a.to_upper();\nfor i in 0..600 { set_ticket_property(event.ticket, \"p\", if i % 2 == 0 { a } else { b }); }\n",
+    );
+    inbox.send(&[
+        conversation_created("e1", "c1"),
+        ticket_created("e2", "T", "c1"),
+        conversation_created("e3", "c2"),
+    ]);
+    let (outcome, reason) = inbox.outcome("e2");
+    assert_eq!(outcome, "failed");
+    assert!(reason.as_deref().unwrap().contains("MiB"), "{reason:?}");
+    assert_eq!(inbox.outcome("e3").0, "applied");
+}
+
+/// A daemon killed during the same event, again and again (as the OOM
+/// killer would): the first death is inside a batch, which the next daemon
+/// then takes one event at a time; after three deaths during the event
+/// alone, the next daemon records it failed without running it, and goes
+/// on with the queue.
+#[test]
+fn an_event_that_keeps_killing_the_daemon_is_recorded_failed() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "deadly",
+        "conversation.created",
+        "if event.conversation == \"poison\" {\n  print(\"deadly starts\");\n  let s = \"x\"; for i in 0..15 { s += s; }\n  loop { s.replace(\"x\", \"y\"); }\n}\n",
+    );
+    inbox.enqueue(&lines(&[
+        conversation_created("e1", "c1"),
+        conversation_created("e2", "poison"),
+        conversation_created("e3", "c3"),
+    ]));
+    for death in 1..=4 {
+        let mut daemon = inbox.spawn(&[]);
+        wait_until("the daemon to be inside the deadly event", || {
+            inbox.log().contains("deadly starts")
+        });
+        daemon.child.kill().unwrap();
+        daemon.child.wait().unwrap();
+        assert!(!daemon.is_running());
+        assert!(
+            inbox.outcomes().iter().all(|o| o["id"] != "e2"),
+            "death {death}: e2 was recorded before the kill"
+        );
+    }
+    let _daemon = inbox.start(&[]);
+    let (outcome, reason) = inbox.wait_outcome("e3");
+    assert_eq!(outcome, "applied", "{reason:?}");
+    let (outcome, reason_e2) = inbox.outcome("e2");
+    assert_eq!(outcome, "failed", "{reason:?}");
+    assert!(
+        reason_e2.as_deref().unwrap().contains("died 3 times"),
+        "{reason_e2:?}"
+    );
+    assert!(!inbox.log().contains("deadly starts"), "the rule ran again");
     assert_eq!(inbox.outcome("e1").0, "applied");
 }
