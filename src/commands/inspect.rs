@@ -51,9 +51,11 @@ pub fn events(
 
 pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
+    // Before the store is opened here (see `is_held`).
+    let running = DaemonLock::is_held(&config.store_path);
     let store = open_for_reading(&config)?;
     let status = Status {
-        running: DaemonLock::is_held(&config.store_path),
+        running,
         daemon: store
             .daemon_status()
             .context("cannot read the daemon status")?,

@@ -230,3 +230,44 @@ fn an_event_that_keeps_killing_the_daemon_is_recorded_failed() {
     assert!(!inbox.log().contains("deadly starts"), "the rule ran again");
     assert_eq!(inbox.outcome("e1").0, "applied");
 }
+
+/// A second daemon reaching the same database by another path (a symlink,
+/// a hard link, a `..` detour) is refused while the first runs.
+#[test]
+fn a_second_daemon_through_an_alias_of_the_database_is_refused() {
+    let inbox = Inbox::new();
+    inbox.enqueue(&lines(&[conversation_created("e0", "c0")]));
+    let _first = inbox.start(&[]);
+    std::os::unix::fs::symlink(inbox.path("var/inboxd.db"), inbox.path("alias.db")).unwrap();
+    std::fs::hard_link(inbox.path("var/inboxd.db"), inbox.path("hard.db")).unwrap();
+    let config = inbox.read("config/inboxd.toml");
+    for alias in ["../alias.db", "../hard.db", "../var/../var/./inboxd.db"] {
+        let other = config.replace("\"../var/inboxd.db\"", &format!("{alias:?}"));
+        assert_ne!(other, config);
+        inbox.write("config/other.toml", &other);
+        let out = inbox
+            .cmd()
+            .args(["--config", "config/other.toml", "run", "--drain"])
+            .assert()
+            .failure();
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(
+            stderr.contains("another inboxd daemon"),
+            "{alias}: {stderr}"
+        );
+        let status = inbox
+            .cmd()
+            .args([
+                "--config",
+                "config/other.toml",
+                "status",
+                "--format",
+                "json",
+            ])
+            .assert()
+            .success();
+        let status: serde_json::Value =
+            serde_json::from_slice(&status.get_output().stdout).unwrap();
+        assert_eq!(status["running"], true, "{alias}");
+    }
+}
