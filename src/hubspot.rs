@@ -2,26 +2,27 @@
 //! hubspot`). A webhook delivery is a JSON array of notifications; the
 //! mapping, field by field, is in the README ("HubSpot webhooks").
 
-use serde::Deserialize;
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::event::{Event, EventKind};
 use crate::state::Stages;
 
-/// One notification of a webhook batch (the fields inboxd reads).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// One notification of a webhook batch (the fields inboxd reads). Ids are
+/// read from the JSON text itself: HubSpot's ids are integers that may not
+/// fit a float, and each digit counts.
+#[derive(Debug)]
 struct Notification {
-    event_id: Value,
     subscription_type: String,
-    object_id: Value,
-    #[serde(default)]
+    /// `Err` says why the id is unusable; an error only if the
+    /// notification maps to an event.
+    event_id: Result<String, String>,
+    object_id: Result<String, String>,
     occurred_at: Option<i64>,
-    #[serde(default)]
     property_name: Option<String>,
-    #[serde(default)]
-    property_value: Option<Value>,
-    #[serde(default)]
+    property_value: Option<String>,
     change_source: Option<String>,
 }
 
@@ -41,27 +42,29 @@ const STAGE_IDS: [(&str, &str); 4] = [
 ];
 
 /// Maps a webhook body: a JSON array of notifications (or several, one per
-/// line). Malformed input fails the whole body.
+/// line). Malformed input, or a notification that maps to an event but has
+/// no usable id, fails the whole body; a notification of a type that maps
+/// to nothing is skipped whatever its other fields.
 pub fn map(text: &str, stages: &Stages) -> Result<Mapped, String> {
-    let mut notifications = Vec::new();
-    let whole: Result<Value, _> = serde_json::from_str(text);
-    let batches: Vec<(usize, Value)> = match whole {
-        Ok(value) => vec![(1, value)],
+    let batches: Vec<(usize, &RawValue)> = match serde_json::from_str::<&RawValue>(text) {
+        Ok(whole) => vec![(1, whole)],
         Err(_) => text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                serde_json::from_str(l)
+                serde_json::from_str::<&RawValue>(l)
                     .map(|v| (i + 1, v))
                     .map_err(|e| format!("line {}: not valid JSON: {e}", i + 1))
             })
             .collect::<Result<_, _>>()?,
     };
+    let mut mapped = Mapped::default();
     for (line, batch) in batches {
-        let items = match batch {
-            Value::Array(items) => items,
-            object @ Value::Object(_) => vec![object],
+        let items: Vec<&RawValue> = match batch.get().trim_start().as_bytes().first() {
+            Some(b'[') => serde_json::from_str(batch.get())
+                .map_err(|e| format!("line {line}: not valid JSON: {e}"))?,
+            Some(b'{') => vec![batch],
             _ => {
                 return Err(format!(
                     "line {line}: expected an array of webhook notifications"
@@ -69,102 +72,170 @@ pub fn map(text: &str, stages: &Stages) -> Result<Mapped, String> {
             }
         };
         for (i, item) in items.into_iter().enumerate() {
-            let n: Notification = serde_json::from_value(item)
-                .map_err(|e| format!("line {line}, notification {}: {e}", i + 1))?;
-            notifications.push((line, i + 1, n));
-        }
-    }
-    let mut mapped = Mapped::default();
-    for (line, index, n) in notifications {
-        let place = format!("line {line}, notification {index}");
-        match to_kind(&n) {
-            Ok(kind) => {
-                let event = Event {
-                    id: format!("hubspot-{}", plain(&n.event_id)),
-                    at: n.occurred_at.and_then(millis_to_rfc3339),
-                    actor: n.change_source.clone(),
-                    kind,
-                };
-                let event = Event::parse(&event.to_json(), stages)
-                    .map_err(|e| format!("{place} ({}): {e}", n.subscription_type))?;
-                mapped.events.push(event);
-            }
-            Err(why) => mapped
-                .skipped
-                .push(format!("{place} ({}): {why}", n.subscription_type)),
+            let place = format!("line {line}, notification {}", i + 1);
+            let n = notification(item).map_err(|e| format!("{place}: {e}"))?;
+            map_one(&n, &place, stages, &mut mapped)?;
         }
     }
     Ok(mapped)
 }
 
-/// The event a notification means, or why it means none.
-fn to_kind(n: &Notification) -> Result<EventKind, String> {
-    let id = plain(&n.object_id);
-    let value = n
-        .property_value
+/// Adds the event `n` means to `mapped`, or notes why it means none.
+fn map_one(
+    n: &Notification,
+    place: &str,
+    stages: &Stages,
+    mapped: &mut Mapped,
+) -> Result<(), String> {
+    let kind = match to_kind(n) {
+        Ok(kind) => kind,
+        Err(Unmapped(why)) => {
+            mapped
+                .skipped
+                .push(format!("{place} ({}): {why}", n.subscription_type));
+            return Ok(());
+        }
+    };
+    let kind = kind.map_err(|e| format!("{place} ({}): {e}", n.subscription_type))?;
+    let event_id = n
+        .event_id
         .as_ref()
-        .map(plain)
-        .filter(|v| !v.is_empty());
+        .map_err(|e| format!("{place} ({}): `eventId` {e}", n.subscription_type))?;
+    let event = Event {
+        id: format!("hubspot-{event_id}"),
+        at: n.occurred_at.and_then(millis_to_rfc3339),
+        actor: n.change_source.clone(),
+        kind,
+    };
+    let event = Event::parse(&event.to_json(), stages)
+        .map_err(|e| format!("{place} ({}): {e}", n.subscription_type))?;
+    mapped.events.push(event);
+    Ok(())
+}
+
+/// Reads the fields of one notification from its JSON text.
+fn notification(item: &RawValue) -> Result<Notification, String> {
+    let fields: HashMap<String, &RawValue> = serde_json::from_str(item.get())
+        .map_err(|_| "a notification must be a JSON object".to_string())?;
+    let text = |name: &str| -> Result<Option<String>, String> {
+        match fields.get(name) {
+            None => Ok(None),
+            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::Null) => Ok(None),
+                Ok(Value::String(s)) => Ok(Some(s)),
+                Ok(Value::Bool(b)) => Ok(Some(b.to_string())),
+                Ok(Value::Number(_)) => Ok(Some(raw.get().trim().to_string())),
+                _ => Err(format!("`{name}` must be a string")),
+            },
+        }
+    };
+    let subscription_type = text("subscriptionType")?.ok_or("missing field `subscriptionType`")?;
+    let occurred_at = match fields.get("occurredAt") {
+        None => None,
+        Some(raw) => serde_json::from_str::<Option<i64>>(raw.get())
+            .map_err(|_| "`occurredAt` must be milliseconds since 1970 (an integer)")?,
+    };
+    Ok(Notification {
+        subscription_type,
+        event_id: exact_id(fields.get("eventId").copied()),
+        object_id: exact_id(fields.get("objectId").copied()),
+        occurred_at,
+        property_name: text("propertyName").unwrap_or(None),
+        property_value: text("propertyValue").unwrap_or(None),
+        change_source: text("changeSource").unwrap_or(None),
+    })
+}
+
+/// An id as HubSpot wrote it: a non-negative integer, digit for digit, or a
+/// non-empty string.
+fn exact_id(raw: Option<&RawValue>) -> Result<String, String> {
+    let raw = raw.ok_or("is missing")?.get().trim();
+    if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(raw.to_string());
+    }
+    match serde_json::from_str::<Value>(raw) {
+        Ok(Value::String(id)) if !id.trim().is_empty() => Ok(id),
+        Ok(Value::String(_)) => Err("is empty".into()),
+        Ok(Value::Null) => Err("is null".into()),
+        _ => Err(format!("must be an integer or a string, not {raw}")),
+    }
+}
+
+/// A notification type (or property) that means no inbox event.
+struct Unmapped(String);
+
+/// The event a notification means (`Err` inside: it means one but cannot
+/// be read), or why it means none.
+fn to_kind(n: &Notification) -> Result<Result<EventKind, String>, Unmapped> {
+    use EventKind::*;
+    let value = n.property_value.clone().filter(|v| !v.is_empty());
     let property = n.property_name.as_deref().unwrap_or("");
-    let conversation = || id.clone();
-    let ticket = || id.clone();
-    Ok(match (n.subscription_type.as_str(), property) {
-        ("conversation.creation", _) => EventKind::ConversationCreated {
-            conversation: conversation(),
+    let unmapped = |why: String| Err(Unmapped(why));
+    // What the notification means, given the id of its object.
+    let build: Box<dyn FnOnce(String) -> EventKind> = match (n.subscription_type.as_str(), property)
+    {
+        ("conversation.creation", _) => Box::new(|conversation| ConversationCreated {
+            conversation,
             inbox: None,
             channel: None,
             contact: None,
             subject: None,
             owner: None,
-        },
-        ("conversation.deletion", _) => EventKind::ConversationTrashed {
-            conversation: conversation(),
-        },
-        ("conversation.propertyChange", "assignedTo") => EventKind::ConversationOwnerChanged {
-            conversation: conversation(),
-            owner: value,
-        },
+        }),
+        ("conversation.deletion", _) => {
+            Box::new(|conversation| ConversationTrashed { conversation })
+        }
+        ("conversation.propertyChange", "assignedTo") => {
+            Box::new(move |conversation| ConversationOwnerChanged {
+                conversation,
+                owner: value,
+            })
+        }
         ("conversation.propertyChange", "status") => match value.as_deref() {
-            Some("CLOSED") => EventKind::ConversationClosed {
-                conversation: conversation(),
-            },
-            Some("OPEN") => EventKind::ConversationReopened {
-                conversation: conversation(),
-            },
-            other => return Err(format!("unknown conversation status {other:?}")),
+            Some("CLOSED") => Box::new(|conversation| ConversationClosed { conversation }),
+            Some("OPEN") => Box::new(|conversation| ConversationReopened { conversation }),
+            Some(other) => return unmapped(format!("unknown conversation status {other}")),
+            None => return unmapped("no conversation status".into()),
         },
         ("conversation.propertyChange", "isArchived") => match value.as_deref() {
-            Some("true") => EventKind::ConversationTrashed {
-                conversation: conversation(),
-            },
-            _ => return Err("unarchiving a conversation has no inbox event".into()),
+            Some("true") => Box::new(|conversation| ConversationTrashed { conversation }),
+            _ => return unmapped("unarchiving a conversation has no inbox event".into()),
         },
-        ("ticket.deletion", _) => EventKind::TicketDeleted { ticket: ticket() },
-        ("ticket.propertyChange", "hs_pipeline_stage") => EventKind::TicketStatusChanged {
-            ticket: ticket(),
-            status: stage(value.as_deref().unwrap_or("")),
-        },
-        ("ticket.propertyChange", "hubspot_owner_id") => EventKind::TicketOwnerChanged {
-            ticket: ticket(),
-            owner: value,
-        },
-        ("ticket.propertyChange", "") => return Err("no propertyName".into()),
-        ("ticket.propertyChange", name) => EventKind::TicketPropertyChanged {
-            ticket: ticket(),
-            property: name.to_string(),
-            value,
-        },
-        ("ticket.creation", _) => return Err(
+        ("ticket.deletion", _) => Box::new(|ticket| TicketDeleted { ticket }),
+        ("ticket.propertyChange", "hs_pipeline_stage") => {
+            let status = stage(value.as_deref().unwrap_or(""));
+            Box::new(move |ticket| TicketStatusChanged { ticket, status })
+        }
+        ("ticket.propertyChange", "hubspot_owner_id") => {
+            Box::new(move |ticket| TicketOwnerChanged {
+                ticket,
+                owner: value,
+            })
+        }
+        ("ticket.propertyChange", "") => return unmapped("no propertyName".into()),
+        ("ticket.propertyChange", name) => {
+            let property = name.to_string();
+            Box::new(move |ticket| TicketPropertyChanged {
+                ticket,
+                property,
+                value,
+            })
+        }
+        ("ticket.creation", _) => return unmapped(
             "a ticket creation does not name its conversation; send ticket.created from the inbox"
                 .into(),
         ),
         ("conversation.propertyChange", other) => {
-            return Err(format!(
-                "conversation property {other:?} is not a lifecycle field"
+            return unmapped(format!(
+                "conversation property {other} is not a lifecycle field"
             ))
         }
-        (other, _) => return Err(format!("subscription type {other} is not mapped")),
-    })
+        (other, _) => return unmapped(format!("subscription type {other} is not mapped")),
+    };
+    Ok(n.object_id
+        .clone()
+        .map_err(|e| format!("`objectId` {e}"))
+        .map(build))
 }
 
 fn stage(hubspot: &str) -> String {
@@ -173,15 +244,6 @@ fn stage(hubspot: &str) -> String {
         .find(|(id, _)| *id == hubspot)
         .map_or(hubspot, |(_, ours)| ours)
         .to_string()
-}
-
-/// A JSON scalar as text: HubSpot sends ids as numbers, values as strings.
-fn plain(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 fn millis_to_rfc3339(millis: i64) -> Option<String> {
@@ -254,6 +316,61 @@ mod tests {
         let mapped =
             map_one(r#"{"eventId": 1, "subscriptionType": "ticket.creation", "objectId": 5}"#);
         assert!(mapped.skipped[0].contains("does not name its conversation"));
+    }
+
+    #[test]
+    fn ids_are_exact_whatever_their_size() {
+        let mapped = map_one(
+            r#"{"eventId": 123456789012345678901234567, "subscriptionType": "ticket.deletion", "objectId": 9007199254740993}"#,
+        );
+        assert_eq!(mapped.events[0].id, "hubspot-123456789012345678901234567");
+        assert_eq!(
+            mapped.events[0].kind,
+            EventKind::TicketDeleted {
+                ticket: "9007199254740993".into()
+            }
+        );
+        let mapped = map_one(
+            r#"{"eventId": "abc-1", "subscriptionType": "ticket.deletion", "objectId": "T-9"}"#,
+        );
+        assert_eq!(mapped.events[0].id, "hubspot-abc-1");
+    }
+
+    #[test]
+    fn a_mapped_notification_without_a_usable_id_fails_the_delivery() {
+        for (event_id, expected) in [
+            ("null", "`eventId` is null"),
+            ("\"\"", "`eventId` is empty"),
+            ("1.5", "`eventId` must be an integer or a string"),
+            ("-3", "`eventId` must be an integer or a string"),
+            ("{}", "`eventId` must be an integer or a string"),
+        ] {
+            let body = format!(
+                r#"[{{"eventId": {event_id}, "subscriptionType": "ticket.deletion", "objectId": 9}}]"#
+            );
+            let err = map(&body, &Stages::default()).unwrap_err();
+            assert!(
+                err.contains(expected) && err.contains("notification 1"),
+                "{err}"
+            );
+        }
+        let body = r#"[{"eventId": 1, "subscriptionType": "ticket.deletion"}]"#;
+        let err = map(body, &Stages::default()).unwrap_err();
+        assert!(err.contains("`objectId` is missing"), "{err}");
+    }
+
+    #[test]
+    fn unmapped_types_are_skipped_whatever_their_fields() {
+        let body = r#"[
+          {"eventId": 1, "subscriptionType": "ticket.associationChange", "fromObjectId": 5, "toObjectId": 6, "associationType": "TICKET_TO_CONVERSATION"},
+          {"eventId": null, "subscriptionType": "contact.creation", "objectId": null},
+          {"subscriptionType": "conversation.newMessage", "objectId": [1]},
+          {"eventId": 4, "subscriptionType": "conversation.creation", "objectId": 55}
+        ]"#;
+        let mapped = map(body, &Stages::default()).unwrap();
+        assert_eq!(mapped.skipped.len(), 3, "{:?}", mapped.skipped);
+        assert_eq!(mapped.events.len(), 1);
+        assert_eq!(mapped.events[0].id, "hubspot-4");
     }
 
     #[test]

@@ -271,3 +271,41 @@ fn a_second_daemon_through_an_alias_of_the_database_is_refused() {
         assert_eq!(status["running"], true, "{alias}");
     }
 }
+
+/// A delivery with an association change (no `objectId`) is queued, the
+/// change skipped; ids above 2^53 stay distinct; a notification with a
+/// null `eventId` fails the delivery with a clear error.
+#[test]
+fn hubspot_deliveries_keep_exact_ids_and_skip_what_they_do_not_map() {
+    let inbox = Inbox::new();
+    let delivery = r#"[
+      {"eventId": 100000000000000000001, "subscriptionType": "conversation.creation", "objectId": 9007199254740993, "occurredAt": 1700000000000},
+      {"eventId": 100000000000000000002, "subscriptionType": "ticket.associationChange", "fromObjectId": 1, "toObjectId": 2, "associationRemoved": false},
+      {"eventId": 100000000000000000003, "subscriptionType": "conversation.creation", "objectId": 9007199254740992}
+    ]"#;
+    let out = inbox
+        .cmd()
+        .args(["enqueue", "--format", "hubspot"])
+        .write_stdin(delivery)
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("ticket.associationChange"), "{stderr}");
+    inbox.drain();
+    assert_eq!(inbox.outcome("hubspot-100000000000000000001").0, "applied");
+    assert_eq!(inbox.outcome("hubspot-100000000000000000003").0, "applied");
+    inbox.conversation("9007199254740993");
+    inbox.conversation("9007199254740992");
+
+    let null_id =
+        r#"[{"eventId": null, "subscriptionType": "conversation.creation", "objectId": 5}]"#;
+    let out = inbox
+        .cmd()
+        .args(["enqueue", "--format", "hubspot"])
+        .write_stdin(null_id)
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("`eventId` is null"), "{stderr}");
+    assert_eq!(inbox.status()["queued"], 0);
+}
