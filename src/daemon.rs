@@ -19,7 +19,7 @@ use crate::lock::DaemonLock;
 use crate::poison_guard::{Attempt, PoisonGuard, Verdict};
 use crate::report::Outcome;
 use crate::ruleset::RuleSet;
-use crate::store::{Checkpointer, Queued, Store};
+use crate::store::{Checkpointer, Queue, QueuePosition, Queued, Store};
 use crate::watch::Watches;
 
 /// Events per transaction: many per commit is where throughput comes from
@@ -93,6 +93,9 @@ pub fn load(config_file: &Path, rules_dir: Option<&Path>) -> anyhow::Result<Rule
 pub struct Daemon {
     config_file: PathBuf,
     store: Rc<Store>,
+    queue: Queue,
+    /// How far the queue is processed, as last committed.
+    position: Option<QueuePosition>,
     processor: Processor,
     watches: Option<Watches>,
     checkpointer: Checkpointer,
@@ -117,7 +120,17 @@ impl Daemon {
         }
         let lock = DaemonLock::acquire(&store_path)?;
         let store = Rc::new(Store::open(&store_path, rules.config.synchronous)?);
+        store.check(&store_path)?;
         store.leave_checkpoints_to_others()?;
+        let queue = Queue::open(&store_path, rules.config.synchronous)?;
+        queue.acknowledge_lazily()?;
+        let moved = queue.adopt_legacy(&store)?;
+        if moved > 0 {
+            tracing::info!("moved {moved} queued event(s) to the queue's own file");
+        }
+        let position = store
+            .queue_position()
+            .context("cannot read how far the queue was processed")?;
         let checkpointer = Checkpointer::start(store_path.clone());
         let real_path = std::fs::canonicalize(&store_path).unwrap_or_else(|_| store_path.clone());
         let guard = PoisonGuard::open(&real_path);
@@ -131,6 +144,8 @@ impl Daemon {
         Ok(Daemon {
             config_file,
             store,
+            queue,
+            position,
             processor,
             watches: None,
             checkpointer,
@@ -237,7 +252,10 @@ impl Daemon {
     /// early if asked. On any error the whole transaction is rolled back,
     /// so that nothing of it stays and the next try starts clean.
     fn process_batch(&mut self, control: &Control) -> anyhow::Result<usize> {
-        let mut batch = self.store.peek(BATCH).context("cannot read the queue")?;
+        let mut batch = self
+            .queue
+            .peek(self.position.as_ref(), BATCH)
+            .context("cannot read the queue")?;
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return Ok(0);
         };
@@ -281,15 +299,17 @@ impl Daemon {
              recorded failed so that the queue goes on"
         );
         self.store.begin().context("cannot start a transaction")?;
+        let position = self.queue.position_at(queued.seq);
         let result = self
             .processor
             .record_failed(queued, &reason)
-            .and_then(|()| self.store.ack_through(queued.seq))
+            .and_then(|()| self.store.set_queue_position(&position))
             .and_then(|()| self.store.commit());
         if let Err(e) = result {
             let _ = self.store.rollback();
             return Err(e).context("cannot record an event's outcome");
         }
+        self.processed_through(position);
         Ok(1)
     }
 
@@ -323,12 +343,23 @@ impl Daemon {
         let Some(last) = last else {
             return Ok(0);
         };
-        // Acknowledged in the same transaction as their effects.
+        // Recorded in the same transaction as their effects.
+        let position = self.queue.position_at(last);
         self.store
-            .ack_through(last)
-            .context("cannot take processed events off the queue")?;
+            .set_queue_position(&position)
+            .context("cannot record how far the queue is processed")?;
         self.store.commit().context("cannot commit")?;
+        self.processed_through(position);
         Ok(batch.iter().take_while(|q| q.seq <= last).count())
+    }
+
+    /// After a commit: the new position, and the processed entries taken
+    /// off the queue (best effort: the position says what is done).
+    fn processed_through(&mut self, position: QueuePosition) {
+        if let Err(e) = self.queue.acknowledge_through(position.seq) {
+            tracing::debug!("processed events left in the queue for now: {e}");
+        }
+        self.position = Some(position);
     }
 }
 

@@ -19,11 +19,22 @@ fn main() -> ExitCode {
     }
     match inboxd::commands::dispatch(cli) {
         Ok(code) => code,
+        // The reader of our output went away (`inboxd export | head`):
+        // a normal end, as for any Unix filter.
+        Err(error) if is_closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             report(&error);
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// One line per problem; several only when several files are broken.

@@ -12,7 +12,7 @@ use super::{Latency, Options, Scratch, Workload};
 use crate::daemon::{Control, Daemon};
 use crate::event::{now_rfc3339, parse_time};
 use crate::ruleset::RuleSet;
-use crate::store::Store;
+use crate::store::{Queue, Store};
 
 /// Enqueue → applied at `rate` events/s, `producer_batch` events per
 /// enqueue, with the daemon running in its own thread and woken by the
@@ -23,6 +23,7 @@ pub fn latency(rules_from: &Path, options: &Options, rate: u32) -> anyhow::Resul
     let events = Workload::new(options.seed + 1).take(count);
     let (control, daemon) = spawn_daemon(&scratch)?;
     let store = Store::open(&scratch.store_path, options.synchronous)?;
+    let queue = Queue::open(&scratch.store_path, options.synchronous)?;
     let batch = options.producer_batch.max(1);
     let interval = Duration::from_secs_f64(batch as f64 / rate as f64);
     let started = Instant::now();
@@ -31,9 +32,9 @@ pub fn latency(rules_from: &Path, options: &Options, rate: u32) -> anyhow::Resul
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        store.enqueue(events, &now_rfc3339())?;
+        queue.enqueue(events, &now_rfc3339())?;
     }
-    while store.queue_depth()? > 0 {
+    while queue.depth(store.queue_position()?.as_ref())? > 0 {
         std::thread::sleep(Duration::from_millis(10));
     }
     control.request_stop();

@@ -16,8 +16,11 @@ use crate::report::Outcome;
 pub fn export(config_file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     let store = open_for_reading(&config)?;
+    if config.store_path.exists() {
+        store.check(&config.store_path)?;
+    }
     let export = Export::read(&store).context("cannot read the state")?;
-    println!("{}", serde_json::to_string_pretty(&export)?);
+    super::print(&format!("{}\n", serde_json::to_string_pretty(&export)?))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -59,7 +62,7 @@ pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
         daemon: store
             .daemon_status()
             .context("cannot read the daemon status")?,
-        queued: store.queue_depth().context("cannot read the queue")?,
+        queued: queue_depth(&config, &store)?,
         processed: store
             .outcome_counts()
             .context("cannot read the processed events")?,
@@ -111,4 +114,18 @@ pub fn explain(
     let explanation = crate::explain::explain(&store, subject, id)?;
     emit(format, &explanation, crate::explain::Explanation::to_text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Events waiting in the queue; none if it was never written.
+fn queue_depth(config: &Config, store: &crate::store::Store) -> anyhow::Result<u64> {
+    if !crate::store::queue_path(&config.store_path).exists() {
+        return Ok(0);
+    }
+    let queue = crate::store::Queue::open(&config.store_path, config.synchronous)?;
+    let position = store
+        .queue_position()
+        .context("cannot read how far the queue was processed")?;
+    queue
+        .depth(position.as_ref())
+        .context("cannot read the queue")
 }

@@ -72,10 +72,20 @@ pub fn emit<T: serde::Serialize>(
     to_text: impl FnOnce(&T) -> String,
 ) -> anyhow::Result<()> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        Format::Text => print!("{}", to_text(value)),
+        Format::Json => print(&format!("{}\n", serde_json::to_string_pretty(value)?)),
+        Format::Text => print(&to_text(value)),
     }
-    Ok(())
+}
+
+/// Writes `text` to standard output. A reader that went away (`| head`)
+/// is an error the caller passes up, and `main` takes as a normal end;
+/// `println!` would panic instead.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to standard output")
 }
 
 /// The store, or an empty one in memory if none was created yet, so that

@@ -9,7 +9,7 @@ use super::read_input;
 use crate::cli::InputFormat;
 use crate::config::Config;
 use crate::event::{now_rfc3339, parse_batch, Event};
-use crate::store::Store;
+use crate::store::{Queue, Store};
 
 pub fn enqueue(
     config_file: &Path,
@@ -28,9 +28,10 @@ pub fn enqueue(
         }),
     }
     .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    let store = Store::open(&config.store_path, config.synchronous)?;
+    check_store(&config)?;
+    let queue = Queue::open(&config.store_path, config.synchronous)?;
     let bar = crate::progress::progress_bar(events.len() as u64, "enqueueing");
-    store
+    queue
         .enqueue_with(&events, &now_rfc3339(), || bar.inc(1))
         .context("cannot write to the queue")?;
     bar.finish_and_clear();
@@ -47,7 +48,16 @@ pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<Ex
         );
     }
     let store = Store::open(&config.store_path, config.synchronous)?;
-    let failed = store.retryable().context("cannot read the failed events")?;
+    let queue = Queue::open(&config.store_path, config.synchronous)?;
+    let position = store
+        .queue_position()
+        .context("cannot read how far the queue was processed")?;
+    let waiting = queue
+        .waiting_ids(position.as_ref())
+        .context("cannot read the queue")?;
+    let failed = store
+        .retryable(&waiting)
+        .context("cannot read the failed events")?;
     let chosen: Vec<&(String, String)> = if all {
         failed.iter().collect()
     } else {
@@ -66,9 +76,19 @@ pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<Ex
                 .with_context(|| format!("failed event {id} cannot be read back"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    store
+    queue
         .enqueue(&events, &now_rfc3339())
         .context("cannot write to the queue")?;
     eprintln!("queued {} failed event(s) again", events.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Producers write only to the queue, but refuse to feed a store that is
+/// damaged (a daemon would refuse to start on it): the events would wait
+/// for nothing.
+fn check_store(config: &Config) -> anyhow::Result<()> {
+    if config.store_path.exists() {
+        Store::open(&config.store_path, config.synchronous)?.check(&config.store_path)?;
+    }
+    Ok(())
 }

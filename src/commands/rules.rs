@@ -62,18 +62,18 @@ pub fn validate(
             }),
             Err(problems) => serde_json::json!({"valid": false, "errors": problems}),
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::print(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     }
     match loaded {
         Ok(rules) => {
             if format == Format::Text {
                 let enabled = rules.rules.iter().filter(|r| r.decl.enabled).count();
-                println!(
-                    "valid: {} rule(s), {enabled} enabled, in {}; ruleset version {}",
+                super::print(&format!(
+                    "valid: {} rule(s), {enabled} enabled, in {}; ruleset version {}\n",
                     rules.rules.len(),
                     rules.rules_dir.display(),
                     rules.version
-                );
+                ))?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -110,19 +110,26 @@ impl Store {
     }
 
     /// Failed events that were neither applied nor rejected since, nor are
-    /// waiting in the queue: the ones a retry would send again. Each id once,
-    /// with its last body, in the order they failed.
-    pub fn retryable(&self) -> rusqlite::Result<Vec<(String, String)>> {
-        self.conn
+    /// among `waiting` (in the queue): the ones a retry would send again.
+    /// Each id once, with its last body, in the order they failed.
+    pub fn retryable(
+        &self,
+        waiting: &std::collections::HashSet<String>,
+    ) -> rusqlite::Result<Vec<(String, String)>> {
+        let failed: Vec<(String, String)> = self
+            .conn
             .prepare(
                 "SELECT p.event_id, p.body FROM processed p
                  WHERE p.outcome = 'failed'
                    AND p.seq = (SELECT max(seq) FROM processed WHERE event_id = p.event_id)
-                   AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.event_id = p.event_id)
                  ORDER BY p.seq",
             )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect()
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(failed
+            .into_iter()
+            .filter(|(id, _)| !waiting.contains(id))
+            .collect())
     }
 
     /// Enqueue time and processing time of every processed event.

@@ -11,7 +11,7 @@ mod queue;
 mod schema;
 mod status;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +24,7 @@ use crate::config::Synchronous;
 pub use audit::AuditRow;
 pub use checkpoint::Checkpointer;
 pub use log::{LoggedEvent, OutcomeRow, Recorded};
-pub use queue::Queued;
+pub use queue::{doorbell_path, queue_path, Queue, QueuePosition, Queued};
 pub use status::DaemonStatus;
 
 /// A connection to the inboxd database.
@@ -34,16 +34,32 @@ pub struct Store {
     /// SQLite's rollback hook: what was learned of the store before a
     /// rollback may be wrong after it.
     rollbacks: Arc<AtomicU64>,
-    /// The file touched after each enqueue, to wake the daemon (SQLite's
-    /// stand-in for a NOTIFY); `None` for a store in memory.
-    doorbell: Option<PathBuf>,
 }
 
-/// The doorbell file of a database: `<db>.doorbell`.
-pub fn doorbell_path(store_path: &Path) -> PathBuf {
-    let mut name = store_path.as_os_str().to_os_string();
-    name.push(".doorbell");
-    PathBuf::from(name)
+/// Creates the directory the store's files go in.
+fn create_directory_of(store_path: &Path) -> anyhow::Result<()> {
+    match store_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the store's directory {}", dir.display())),
+        _ => Ok(()),
+    }
+}
+
+/// `PRAGMA quick_check`: a damaged database is refused before it is used
+/// as if it were sound.
+fn quick_check(conn: &Connection) -> anyhow::Result<()> {
+    let problems: Vec<String> = conn
+        .prepare("PRAGMA quick_check(5)")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()
+        .context("cannot check the database")?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "is damaged (SQLite's quick_check: {}); restore it from a backup, or see docs/RELIABILITY.md",
+        problems.join("; ")
+    )
 }
 
 /// How long a writer waits for another process's transaction to finish.
@@ -72,13 +88,7 @@ impl Store {
     /// Opens (creating if needed) the database and brings its schema up to
     /// date.
     pub fn open(path: &Path, synchronous: Synchronous) -> anyhow::Result<Store> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).with_context(|| {
-                    format!("cannot create the store's directory {}", dir.display())
-                })?;
-            }
-        }
+        create_directory_of(path)?;
         let open = || -> rusqlite::Result<Connection> {
             let mut conn = Connection::open(path)?;
             conn.busy_handler(Some(wait_while_busy))?;
@@ -95,7 +105,7 @@ impl Store {
             Ok(conn)
         };
         let conn = open().with_context(|| format!("cannot open the store {}", path.display()))?;
-        Ok(Store::with(conn, Some(doorbell_path(path))))
+        Ok(Store::with(conn))
     }
 
     /// An empty store in memory, for commands that read a store that does
@@ -104,10 +114,16 @@ impl Store {
         let mut conn = Connection::open_in_memory()?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
-        Ok(Store::with(conn, None))
+        Ok(Store::with(conn))
     }
 
-    fn with(conn: Connection, doorbell: Option<PathBuf>) -> Store {
+    /// Checks that the database is sound (`PRAGMA quick_check`), for
+    /// commands that rely on all of it: the daemon, `export`.
+    pub fn check(&self, path: &Path) -> anyhow::Result<()> {
+        quick_check(&self.conn).with_context(|| format!("the store {}", path.display()))
+    }
+
+    fn with(conn: Connection) -> Store {
         // Room for every statement of the hot path (rusqlite keeps 16).
         conn.set_prepared_statement_cache_capacity(64);
         let rollbacks = Arc::new(AtomicU64::new(0));
@@ -115,11 +131,7 @@ impl Store {
         conn.rollback_hook(Some(move || {
             counter.fetch_add(1, Ordering::Relaxed);
         }));
-        Store {
-            conn,
-            rollbacks,
-            doorbell,
-        }
+        Store { conn, rollbacks }
     }
 
     /// How many transactions were rolled back on this connection so far.

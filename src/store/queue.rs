@@ -1,8 +1,25 @@
-//! The durable, ordered queue of events waiting to be processed.
+//! The durable, ordered queue of events waiting to be processed, in a
+//! database file of its own beside the state (`<db>.queue`).
+//!
+//! Producers (`enqueue`, `retry`) write only here, in short transactions:
+//! however long the daemon's work on an event, it holds the write lock of
+//! the state's database, not of this one, so producers never wait for it.
+//! The daemon reads the queue, and records how far it has processed (the
+//! queue's identity and the last sequence number) in the state's database,
+//! in the same transaction as the events' effects. Taking processed events
+//! off the queue comes after that commit and may be lost in a crash: the
+//! recorded position, not the deletion, says what is done.
 
-use rusqlite::params;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::Store;
+use crate::config::Synchronous;
 use crate::event::Event;
 
 /// An event taken from the queue, not yet acknowledged.
@@ -14,7 +31,107 @@ pub struct Queued {
     pub body: String,
 }
 
-impl Store {
+/// How far the daemon has processed a queue: the queue's identity (a new
+/// queue file starts its numbering over) and its last processed entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePosition {
+    pub queue: String,
+    pub seq: i64,
+}
+
+/// The queue file of a database: `<db>.queue`.
+pub fn queue_path(store_path: &Path) -> PathBuf {
+    let mut name = store_path.as_os_str().to_os_string();
+    name.push(".queue");
+    PathBuf::from(name)
+}
+
+/// The doorbell file of a database: `<db>.doorbell`.
+pub fn doorbell_path(store_path: &Path) -> PathBuf {
+    let mut name = store_path.as_os_str().to_os_string();
+    name.push(".doorbell");
+    PathBuf::from(name)
+}
+
+const SCHEMA: &[&str] = &[r#"
+CREATE TABLE queue (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    enqueued_at TEXT NOT NULL
+);
+-- Which queue this is: the daemon's position is kept for one queue file,
+-- and a queue file made anew numbers its entries from 1 again.
+CREATE TABLE queue_identity (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    identity TEXT NOT NULL
+);
+INSERT INTO queue_identity (id, identity) VALUES (1, lower(hex(randomblob(16))));
+"#];
+
+/// How long the daemon waits to take processed entries off the queue
+/// while a producer writes: it tries again after its next batch anyway.
+const ACK_PATIENCE: Duration = Duration::from_millis(200);
+
+/// A connection to the queue's database.
+pub struct Queue {
+    conn: Connection,
+    identity: String,
+    doorbell: Option<PathBuf>,
+}
+
+impl Queue {
+    /// Opens (creating if needed) the queue of the database at
+    /// `store_path`, and checks it is sound.
+    pub fn open(store_path: &Path, synchronous: Synchronous) -> anyhow::Result<Queue> {
+        super::create_directory_of(store_path)?;
+        let path = queue_path(store_path);
+        let open = || -> rusqlite::Result<Connection> {
+            let mut conn = Connection::open(&path)?;
+            conn.busy_handler(Some(super::wait_while_busy))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", synchronous.pragma())?;
+            super::schema::migrate_with(&mut conn, SCHEMA)?;
+            Ok(conn)
+        };
+        let conn = open().with_context(|| format!("cannot open the queue {}", path.display()))?;
+        super::quick_check(&conn).with_context(|| format!("the queue {}", path.display()))?;
+        Queue::with(conn, Some(doorbell_path(store_path)))
+    }
+
+    /// An empty queue in memory.
+    pub fn open_in_memory() -> anyhow::Result<Queue> {
+        let mut conn = Connection::open_in_memory()?;
+        super::schema::migrate_with(&mut conn, SCHEMA)?;
+        Queue::with(conn, None)
+    }
+
+    fn with(conn: Connection, doorbell: Option<PathBuf>) -> anyhow::Result<Queue> {
+        let identity = conn
+            .query_row(
+                "SELECT identity FROM queue_identity WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .context("cannot read the queue's identity")?;
+        Ok(Queue {
+            conn,
+            identity,
+            doorbell,
+        })
+    }
+
+    /// Less durable acknowledgements, for the daemon: a lost one is
+    /// harmless (the position says what is done), and they should not
+    /// wait for the disk.
+    pub fn acknowledge_lazily(&self) -> rusqlite::Result<()> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
     /// Adds the events at the end of the queue, all or none.
     pub fn enqueue(&self, events: &[Event], now: &str) -> rusqlite::Result<()> {
         self.enqueue_with(events, now, || {})
@@ -27,7 +144,7 @@ impl Store {
         now: &str,
         mut progress: impl FnMut(),
     ) -> rusqlite::Result<()> {
-        self.begin()?;
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = events.iter().try_for_each(|event| {
             progress();
             let mut event = event.clone();
@@ -39,32 +156,55 @@ impl Store {
                 .execute(params![event.id, event.to_json(), now])
                 .map(drop)
         });
-        match result {
+        match result.and_then(|()| self.conn.execute_batch("COMMIT")) {
             Ok(()) => {
-                self.commit()?;
                 self.ring_doorbell();
                 Ok(())
             }
             Err(e) => {
-                let _ = self.rollback();
+                let _ = self.conn.execute_batch("ROLLBACK");
                 Err(e)
             }
         }
     }
 
     /// Tells a watching daemon that events were committed. Best effort: a
-    /// daemon that misses it finds the events at its next poll.
+    /// daemon that misses it finds the events at its next poll. Never
+    /// through a link put in the doorbell's place, which would truncate
+    /// its target.
     fn ring_doorbell(&self) {
         if let Some(path) = &self.doorbell {
-            let _ = std::fs::write(path, b"");
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o660)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(path)
+                .and_then(|mut file| file.write_all(b""));
         }
     }
 
-    /// The oldest `limit` queued events, in order.
-    pub fn peek(&self, limit: usize) -> rusqlite::Result<Vec<Queued>> {
+    /// The first entry to process after `position`: past it if it is this
+    /// queue's, from the start otherwise.
+    fn first_after(&self, position: Option<&QueuePosition>) -> i64 {
+        match position {
+            Some(p) if p.queue == self.identity => p.seq,
+            _ => 0,
+        }
+    }
+
+    /// The oldest `limit` entries not processed yet, in order.
+    pub fn peek(
+        &self,
+        position: Option<&QueuePosition>,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<Queued>> {
         self.conn
-            .prepare_cached("SELECT seq, event_id, body FROM queue ORDER BY seq LIMIT ?1")?
-            .query_map([limit as i64], |r| {
+            .prepare_cached(
+                "SELECT seq, event_id, body FROM queue WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?
+            .query_map(params![self.first_after(position), limit as i64], |r| {
                 Ok(Queued {
                     seq: r.get(0)?,
                     event_id: r.get(1)?,
@@ -74,18 +214,175 @@ impl Store {
             .collect()
     }
 
-    /// Takes processed events off the queue: every one up to `seq`, since
-    /// they are processed in order.
-    pub fn ack_through(&self, seq: i64) -> rusqlite::Result<()> {
+    /// The position after processing up to `seq` of this queue.
+    pub fn position_at(&self, seq: i64) -> QueuePosition {
+        QueuePosition {
+            queue: self.identity.clone(),
+            seq,
+        }
+    }
+
+    /// Takes processed entries off the queue, up to `seq`. Waits
+    /// `ACK_PATIENCE` at most for a producer's transaction; what is not
+    /// taken off now is the next time.
+    pub fn acknowledge_through(&self, seq: i64) -> rusqlite::Result<()> {
         self.conn
-            .prepare_cached("DELETE FROM queue WHERE seq <= ?1")?
-            .execute([seq])
+            .busy_handler(Some(|attempt| super::retry_busy(attempt, ACK_PATIENCE)))?;
+        let result = self
+            .conn
+            .prepare_cached("DELETE FROM queue WHERE seq <= ?1")
+            .and_then(|mut s| s.execute([seq]));
+        self.conn.busy_handler(Some(super::wait_while_busy))?;
+        result.map(drop)
+    }
+
+    /// How many entries wait to be processed.
+    pub fn depth(&self, position: Option<&QueuePosition>) -> rusqlite::Result<u64> {
+        self.conn.query_row(
+            "SELECT count(*) FROM queue WHERE seq > ?1",
+            [self.first_after(position)],
+            |r| r.get(0),
+        )
+    }
+
+    /// The ids of the events waiting to be processed.
+    pub fn waiting_ids(
+        &self,
+        position: Option<&QueuePosition>,
+    ) -> rusqlite::Result<std::collections::HashSet<String>> {
+        self.conn
+            .prepare("SELECT event_id FROM queue WHERE seq > ?1")?
+            .query_map([self.first_after(position)], |r| r.get(0))?
+            .collect()
+    }
+
+    /// Moves what an older inboxd left in the state database's own queue
+    /// table into this queue, in order. Entries moved but not yet deleted
+    /// there when the process dies are moved again, and then processed as
+    /// duplicates.
+    pub fn adopt_legacy(&self, store: &Store) -> anyhow::Result<usize> {
+        let legacy = store
+            .legacy_queue()
+            .context("cannot read the old queue table")?;
+        if legacy.is_empty() {
+            return Ok(0);
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let moved = legacy.iter().try_for_each(|(id, body, at)| {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO queue (event_id, body, enqueued_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, body, at])
+                .map(drop)
+        });
+        match moved.and_then(|()| self.conn.execute_batch("COMMIT")) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e).context("cannot move the old queue");
+            }
+        }
+        store
+            .clear_legacy_queue()
+            .context("cannot empty the old queue table")?;
+        Ok(legacy.len())
+    }
+}
+
+impl Store {
+    /// How far the daemon has processed, if it ever has.
+    pub fn queue_position(&self) -> rusqlite::Result<Option<QueuePosition>> {
+        self.conn
+            .prepare_cached("SELECT queue, seq FROM queue_position WHERE id = 1")?
+            .query_row([], |r| {
+                Ok(QueuePosition {
+                    queue: r.get(0)?,
+                    seq: r.get(1)?,
+                })
+            })
+            .optional()
+    }
+
+    /// Records how far the daemon has processed, in its transaction.
+    pub fn set_queue_position(&self, position: &QueuePosition) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO queue_position (id, queue, seq) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, seq = excluded.seq",
+            )?
+            .execute(params![position.queue, position.seq])
             .map(drop)
     }
 
-    /// How many events wait in the queue.
-    pub fn queue_depth(&self) -> rusqlite::Result<u64> {
+    /// Entries of the queue table of inboxd versions that kept the queue in
+    /// this database: id, body, enqueue time.
+    fn legacy_queue(&self) -> rusqlite::Result<Vec<(String, String, String)>> {
         self.conn
-            .query_row("SELECT count(*) FROM queue", [], |r| r.get(0))
+            .prepare("SELECT event_id, body, enqueued_at FROM queue ORDER BY seq")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect()
+    }
+
+    fn clear_legacy_queue(&self) -> rusqlite::Result<()> {
+        self.conn.execute("DELETE FROM queue", []).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Stages;
+
+    fn event(id: &str) -> Event {
+        let line = format!(r#"{{"id":"{id}","type":"conversation.created","conversation":"c"}}"#);
+        Event::parse(&line, &Stages::default()).unwrap()
+    }
+
+    fn ids(entries: &[Queued]) -> Vec<&str> {
+        entries.iter().map(|q| q.event_id.as_str()).collect()
+    }
+
+    #[test]
+    fn the_position_says_what_is_done_whether_or_not_entries_were_deleted() {
+        let queue = Queue::open_in_memory().unwrap();
+        queue
+            .enqueue(&[event("a"), event("b"), event("c")], "now")
+            .unwrap();
+        let first = queue.peek(None, 10).unwrap();
+        assert_eq!(ids(&first), ["a", "b", "c"]);
+        // Processed through b, but the deletion was lost.
+        let position = queue.position_at(first[1].seq);
+        assert_eq!(ids(&queue.peek(Some(&position), 10).unwrap()), ["c"]);
+        assert_eq!(queue.depth(Some(&position)).unwrap(), 1);
+        // The position of another queue (a queue file made anew) counts
+        // for nothing here.
+        let other = QueuePosition {
+            queue: "another".into(),
+            seq: 99,
+        };
+        assert_eq!(queue.depth(Some(&other)).unwrap(), 3);
+        queue.acknowledge_through(position.seq).unwrap();
+        assert_eq!(ids(&queue.peek(None, 10).unwrap()), ["c"]);
+    }
+
+    #[test]
+    fn entries_left_in_the_old_queue_table_are_moved_in_order() {
+        let store = Store::open_in_memory().unwrap();
+        for id in ["old1", "old2"] {
+            store
+                .conn
+                .execute(
+                    "INSERT INTO queue (event_id, body, enqueued_at) VALUES (?1, '{}', 'then')",
+                    [id],
+                )
+                .unwrap();
+        }
+        let queue = Queue::open_in_memory().unwrap();
+        queue.enqueue(&[event("new")], "now").unwrap();
+        assert_eq!(queue.adopt_legacy(&store).unwrap(), 2);
+        assert_eq!(ids(&queue.peek(None, 10).unwrap()), ["new", "old1", "old2"]);
+        assert!(store.legacy_queue().unwrap().is_empty());
+        assert_eq!(queue.adopt_legacy(&store).unwrap(), 0);
     }
 }

@@ -90,22 +90,44 @@ CREATE TABLE daemon_status (
     reload_error TEXT
 );
 "#,
+    r#"
+-- How far the daemon has processed the queue (a file of its own since
+-- this version): which queue, and its last processed entry. The `queue`
+-- table above is kept only for moving what an older version left in it.
+CREATE TABLE queue_position (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    queue TEXT NOT NULL,
+    seq   INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Brings the schema up to date, in one transaction.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate_with(conn, MIGRATIONS)
+}
+
+/// Runs the `migrations` a database has not had yet, in one transaction;
+/// entry `i` moves its schema from version `i` to `i + 1`.
+pub fn migrate_with(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<()> {
+    // Up to date: no write transaction, so that opening the store never
+    // waits for the daemon's write lock.
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == migrations.len() {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > MIGRATIONS.len() {
+    if version > migrations.len() {
         return Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
             Some(format!(
                 "the database has schema version {version}, newer than this inboxd knows ({})",
-                MIGRATIONS.len()
+                migrations.len()
             )),
         ));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (i, sql) in migrations.iter().enumerate().skip(version) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i + 1)?;
     }

@@ -309,3 +309,39 @@ fn hubspot_deliveries_keep_exact_ids_and_skip_what_they_do_not_map() {
     assert!(stderr.contains("`eventId` is null"), "{stderr}");
     assert_eq!(inbox.status()["queued"], 0);
 }
+
+/// A slow rule holds the daemon inside one event for seconds (here until
+/// its 2 s limit); a producer beside it is neither refused nor kept
+/// waiting for it: each enqueue returns while the slow event is still
+/// being processed.
+#[test]
+fn producers_do_not_wait_for_a_slow_event() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "slow",
+        "ticket.status_changed",
+        "print(\"slow run\");\nlet s = \"x\"; for i in 0..15 { s += s; }\nloop { s.replace(\"x\", \"y\"); }\n",
+    );
+    inbox.send(&[
+        conversation_created("c0", "c0"),
+        ticket_created("t", "T", "c0"),
+    ]);
+    let _daemon = inbox.start(&[]);
+    inbox.enqueue(&lines(&[ticket_status("close", "T", "closed")]));
+    wait_until("the slow event to start", || {
+        inbox.log().contains("slow run")
+    });
+    for i in 0..3 {
+        inbox.enqueue(&lines(&[conversation_created(
+            &format!("p{i}"),
+            &format!("pc{i}"),
+        )]));
+        assert!(
+            inbox.outcomes().iter().all(|o| o["id"] != "close"),
+            "the slow event ended before producer {i} was done: the test proves nothing"
+        );
+    }
+    assert_eq!(inbox.status()["queued"], 4);
+    assert_eq!(inbox.wait_outcome("p2").0, "applied");
+    assert_eq!(inbox.outcome("close").0, "failed");
+}

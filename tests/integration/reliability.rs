@@ -406,7 +406,7 @@ fn a_full_disk_is_a_clear_error_and_commits_nothing_half_way() {
         .args(["enqueue", "events.jsonl"])
         .assert()
         .success();
-    let size_kb = std::fs::metadata(inbox.path("var/inboxd.db"))
+    let size_kb = std::fs::metadata(inbox.path("var/inboxd.db.queue"))
         .unwrap()
         .len()
         / 1024;
@@ -435,7 +435,7 @@ fn a_queued_entry_that_cannot_be_read_fails_without_blocking_the_queue() {
     let inbox = Inbox::new();
     inbox.enqueue(&lines(&[conversation_created("e1", "c1")]));
     // Written by something other than `enqueue` (an older version, a hand).
-    let db = rusqlite::Connection::open(inbox.path("var/inboxd.db")).unwrap();
+    let db = rusqlite::Connection::open(inbox.path("var/inboxd.db.queue")).unwrap();
     db.execute(
         "INSERT INTO queue (event_id, body, enqueued_at) VALUES ('bad', '{\"id\":\"bad\"}', 'now')",
         [],
