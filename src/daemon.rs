@@ -15,7 +15,9 @@ use crate::config::Config;
 use crate::diagnostic::Diagnostics;
 use crate::engine::Processor;
 use crate::event::{now_rfc3339, Event};
+use crate::health::Health;
 use crate::lock::DaemonLock;
+use crate::patience::{patiently, Backoff};
 use crate::poison_guard::{Attempt, PoisonGuard, Verdict};
 use crate::report::Outcome;
 use crate::ruleset::RuleSet;
@@ -32,8 +34,6 @@ const BATCH_TIME: Duration = Duration::from_millis(100);
 /// The idle daemon is woken by file events; this is the fallback in case
 /// one is missed (e.g. on a file system without notifications).
 const IDLE_POLL: Duration = Duration::from_millis(500);
-/// How long to wait after a store error before trying again.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Requests to the run loop, from signal handlers and file watchers.
 pub struct Control {
@@ -72,12 +72,12 @@ impl Control {
         self.wake();
     }
 
-    fn stopping(&self) -> bool {
+    pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
 
     /// Waits for a wake-up, at most `timeout`.
-    fn idle(&self, timeout: Duration) {
+    pub fn idle(&self, timeout: Duration) {
         if let Ok(rx) = self.wake_rx.lock() {
             let _ = rx.recv_timeout(timeout);
         }
@@ -100,6 +100,7 @@ pub struct Daemon {
     watches: Option<Watches>,
     checkpointer: Checkpointer,
     guard: PoisonGuard,
+    health: Health,
     _lock: DaemonLock,
 }
 
@@ -107,30 +108,64 @@ impl Daemon {
     /// Loads the rules, takes the database's daemon lock and opens it.
     pub fn start(config_file: PathBuf) -> anyhow::Result<Daemon> {
         let rules = load(&config_file, None)?;
-        Daemon::with_rules(config_file, rules)
+        let _ = create_directory_of(&rules.config.store_path);
+        let health = Health::create(&rules.config.store_path);
+        Daemon::with_rules(config_file, rules, health)
+    }
+
+    /// `start`, waiting out a store that is unavailable for now (a full
+    /// disk), and announced; `None` if asked to stop meanwhile.
+    pub fn start_patiently(
+        config_file: PathBuf,
+        control: &Control,
+    ) -> anyhow::Result<Option<Daemon>> {
+        let rules = load(&config_file, None)?;
+        let _ = create_directory_of(&rules.config.store_path);
+        let mut health = Health::create(&rules.config.store_path);
+        // The lock first, and kept while waiting: `status` says a daemon
+        // runs, and no other one starts meanwhile.
+        let config = &rules.config;
+        let lock = patiently(control, &mut health, || {
+            create_directory_of(&config.store_path)?;
+            DaemonLock::acquire(&config.store_path)
+        })?;
+        let opened = match lock {
+            Some(lock) => patiently(control, &mut health, || open_store(config))?
+                .map(|connections| (lock, connections)),
+            None => None,
+        };
+        let Some(opened) = opened else {
+            health.remove();
+            return Ok(None);
+        };
+        let daemon = Daemon::opened(config_file, rules, opened, health);
+        Ok(Some(daemon))
     }
 
     /// A daemon on rules already loaded from `config_file`.
-    pub fn with_rules(config_file: PathBuf, rules: RuleSet) -> anyhow::Result<Daemon> {
+    pub fn with_rules(
+        config_file: PathBuf,
+        rules: RuleSet,
+        health: Health,
+    ) -> anyhow::Result<Daemon> {
+        create_directory_of(&rules.config.store_path)?;
+        let lock = DaemonLock::acquire(&rules.config.store_path)?;
+        let opened = open_store(&rules.config)?;
+        Ok(Daemon::opened(config_file, rules, (lock, opened), health))
+    }
+
+    fn opened(
+        config_file: PathBuf,
+        rules: RuleSet,
+        (lock, opened): (DaemonLock, Opened),
+        health: Health,
+    ) -> Daemon {
+        let Opened {
+            store,
+            queue,
+            position,
+        } = opened;
         let store_path = rules.config.store_path.clone();
-        if let Some(dir) = store_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| {
-                format!("cannot create the store's directory {}", dir.display())
-            })?;
-        }
-        let lock = DaemonLock::acquire(&store_path)?;
-        let store = Rc::new(Store::open(&store_path, rules.config.synchronous)?);
-        store.check(&store_path)?;
-        store.leave_checkpoints_to_others()?;
-        let queue = Queue::open(&store_path, rules.config.synchronous)?;
-        queue.acknowledge_lazily()?;
-        let moved = queue.adopt_legacy(&store)?;
-        if moved > 0 {
-            tracing::info!("moved {moved} queued event(s) to the queue's own file");
-        }
-        let position = store
-            .queue_position()
-            .context("cannot read how far the queue was processed")?;
         let checkpointer = Checkpointer::start(store_path.clone());
         let real_path = std::fs::canonicalize(&store_path).unwrap_or_else(|_| store_path.clone());
         let guard = PoisonGuard::open(&real_path);
@@ -141,7 +176,7 @@ impl Daemon {
             "inboxd started"
         );
         let processor = Processor::new(Rc::clone(&store), rules);
-        Ok(Daemon {
+        Daemon {
             config_file,
             store,
             queue,
@@ -150,8 +185,9 @@ impl Daemon {
             watches: None,
             checkpointer,
             guard,
+            health,
             _lock: lock,
-        })
+        }
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -171,6 +207,18 @@ impl Daemon {
             .context("cannot write the daemon status")
     }
 
+    /// `announce`, waiting out a store that is unavailable for now;
+    /// `false` if asked to stop meanwhile.
+    pub fn announce_patiently(&mut self, control: &Control) -> anyhow::Result<bool> {
+        let (store, version) = (&self.store, self.processor.rules().version.clone());
+        let announced = patiently(control, &mut self.health, || {
+            store
+                .daemon_started(std::process::id(), &now_rfc3339(), &version)
+                .context("cannot write the daemon status")
+        })?;
+        Ok(announced.is_some())
+    }
+
     /// Processes what is queued, then returns (`--drain`).
     pub fn drain(&mut self, control: &Control) -> anyhow::Result<usize> {
         let mut total = 0;
@@ -182,25 +230,32 @@ impl Daemon {
             total += done;
         }
         self.guard.clear();
+        self.health.remove();
         Ok(total)
     }
 
     /// Runs until asked to stop.
     pub fn run(&mut self, control: &Control) -> anyhow::Result<()> {
+        let mut backoff = Backoff::default();
         while !control.stopping() {
             if control.reload.swap(false, Ordering::SeqCst) {
                 self.reload();
             }
             match self.process_batch(control) {
-                Ok(0) => control.idle(IDLE_POLL),
-                Ok(_) => {}
+                Ok(done) => {
+                    backoff.succeeded(&mut self.health);
+                    if done == 0 {
+                        control.idle(IDLE_POLL);
+                    }
+                }
                 Err(e) => {
-                    tracing::error!("cannot process the queue, will retry: {e:#}");
-                    control.idle(RETRY_PAUSE);
+                    let pause = backoff.failed(&e, &mut self.health);
+                    control.idle(pause);
                 }
             }
         }
         self.guard.clear();
+        self.health.remove();
         tracing::info!("inboxd stopped");
         Ok(())
     }
@@ -360,6 +415,44 @@ impl Daemon {
             tracing::debug!("processed events left in the queue for now: {e}");
         }
         self.position = Some(position);
+    }
+}
+
+/// The store's connections.
+struct Opened {
+    store: Rc<Store>,
+    queue: Queue,
+    position: Option<QueuePosition>,
+}
+
+/// Opens the database and its queue, and checks them; under the daemon
+/// lock.
+fn open_store(config: &Config) -> anyhow::Result<Opened> {
+    let store_path = &config.store_path;
+    let store = Rc::new(Store::open(store_path, config.synchronous)?);
+    store.check(store_path)?;
+    store.leave_checkpoints_to_others()?;
+    let queue = Queue::open(store_path, config.synchronous)?;
+    queue.acknowledge_lazily()?;
+    let moved = queue.adopt_legacy(&store)?;
+    if moved > 0 {
+        tracing::info!("moved {moved} queued event(s) to the queue's own file");
+    }
+    let position = store
+        .queue_position()
+        .context("cannot read how far the queue was processed")?;
+    Ok(Opened {
+        store,
+        queue,
+        position,
+    })
+}
+
+fn create_directory_of(store_path: &Path) -> anyhow::Result<()> {
+    match store_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the store's directory {}", dir.display())),
+        None => Ok(()),
     }
 }
 

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogWriter(std::io::stderr()));
     match cli.log_format {
         LogFormat::Json => log.json().init(),
         LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -26,6 +26,23 @@ fn main() -> ExitCode {
             report(&error);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Standard error for logs, where a failed write (a full disk under the
+/// log file, a closed pipe) loses the line instead of ending the daemon:
+/// the subscriber would report it with `eprintln!`, which panics then.
+struct LogWriter(std::io::Stderr);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
     }
 }
 

@@ -11,14 +11,19 @@ use crate::daemon::{Control, Daemon};
 
 pub fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode> {
     let control = Arc::new(Control::default());
-    let mut daemon = Daemon::start(config.clone())?;
     listen_for_signals(Arc::clone(&control))?;
     if drain {
+        // A batch job: a store that fails is an error to report now.
+        let mut daemon = Daemon::start(config)?;
         daemon.announce()?;
         let done = daemon.drain(&control)?;
         tracing::info!(events = done, "queue drained");
         return Ok(ExitCode::SUCCESS);
     }
+    // The daemon waits out a store that is unavailable for a while.
+    let Some(mut daemon) = Daemon::start_patiently(config.clone(), &control)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
     if watch {
         let rules = daemon.rules();
         let watches = crate::watch::start(
@@ -30,8 +35,9 @@ pub fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode
         .context("cannot watch the config and rules directories (try --no-watch)")?;
         daemon.keep_watching(watches);
     }
-    daemon.announce()?;
-    daemon.run(&control)?;
+    if daemon.announce_patiently(&control)? {
+        daemon.run(&control)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -57,8 +57,12 @@ pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
     // Before the store is opened here (see `is_held`).
     let running = DaemonLock::is_held(&config.store_path);
     let store = open_for_reading(&config)?;
+    let store_error = running
+        .then(|| crate::health::Health::read(&config.store_path))
+        .flatten();
     let status = Status {
         running,
+        store_error,
         daemon: store
             .daemon_status()
             .context("cannot read the daemon status")?,
@@ -74,6 +78,8 @@ pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
 #[derive(serde::Serialize)]
 struct Status {
     running: bool,
+    /// The running daemon cannot use its store for now (full disk...).
+    store_error: Option<crate::health::StoreTrouble>,
     daemon: Option<crate::store::DaemonStatus>,
     queued: u64,
     processed: std::collections::BTreeMap<String, u64>,
@@ -87,6 +93,12 @@ impl Status {
             (_, _) => "not running".to_string(),
         };
         out.push_str(&format!("daemon:    {daemon}\n"));
+        if let Some(trouble) = &self.store_error {
+            out.push_str(&format!(
+                "store:     FAILING since {}, next attempt {}: {}\n",
+                trouble.since, trouble.next_attempt, trouble.error
+            ));
+        }
         if let Some(d) = &self.daemon {
             let when = d.reloaded_at.as_deref().unwrap_or(&d.started_at);
             out.push_str(&format!("ruleset:   {} (loaded {when})\n", d.ruleset));

@@ -48,11 +48,21 @@ fn create_directory_of(store_path: &Path) -> anyhow::Result<()> {
 /// `PRAGMA quick_check`: a damaged database is refused before it is used
 /// as if it were sound.
 fn quick_check(conn: &Connection) -> anyhow::Result<()> {
-    let problems: Vec<String> = conn
-        .prepare("PRAGMA quick_check(5)")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()
-        .context("cannot check the database")?;
+    let checked: rusqlite::Result<Vec<String>> = conn
+        .prepare("PRAGMA quick_check(5)")
+        .and_then(|mut check| check.query_map([], |r| r.get(0))?.collect());
+    let problems = match checked {
+        Ok(problems) => problems,
+        Err(rusqlite::Error::SqliteFailure(e, detail))
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ) =>
+        {
+            vec![detail.unwrap_or_else(|| e.to_string())]
+        }
+        Err(e) => return Err(e).context("cannot check the database"),
+    };
     if problems.len() == 1 && problems[0] == "ok" {
         return Ok(());
     }

@@ -345,3 +345,153 @@ fn producers_do_not_wait_for_a_slow_event() {
     assert_eq!(inbox.wait_outcome("p2").0, "applied");
     assert_eq!(inbox.outcome("close").0, "failed");
 }
+
+/// Runs the daemon under a soft file-size limit, as a full disk would stop
+/// its writes (the signal the limit sends is ignored, so writes fail); the
+/// limit can be lifted later with `prlimit`, as space coming back.
+fn spawn_with_size_limit(inbox: &Inbox, blocks: u32) -> Running {
+    let log = std::fs::File::create(inbox.path("daemon.log")).unwrap();
+    let child = std::process::Command::new("bash")
+        .current_dir(inbox.path(""))
+        .env("RUST_LOG", "info")
+        .env_remove("INBOXD_CONFIG")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -S -f {blocks}; trap '' XFSZ; exec '{}' run",
+            assert_cmd::cargo::cargo_bin("inboxd").display()
+        ))
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Running { child }
+}
+
+fn lift_size_limit(daemon: &Running) {
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &daemon.child.id().to_string(), "--fsize=unlimited"])
+        .status()
+        .expect("prlimit (util-linux) is needed for this test");
+    assert!(status.success());
+}
+
+/// The daemon waits out a full disk, at start and while it runs: it keeps
+/// running, says so in its log and in `status`, and goes on when space
+/// comes back, losing nothing.
+#[test]
+fn the_daemon_rides_out_a_full_disk() {
+    let events: Vec<_> = (0..3000)
+        .map(|i| {
+            ev(
+                &format!("e{i}"),
+                "conversation.created",
+                json!({"conversation": format!("c{i}"), "subject": "x".repeat(200)}),
+            )
+        })
+        .collect();
+    // While running: the first batches fit, later ones do not.
+    let inbox = Inbox::new();
+    inbox.enqueue(&lines(&events));
+    let mut daemon = spawn_with_size_limit(&inbox, 1500);
+    wait_until("the store to fail", || {
+        inbox.status()["store_error"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("disk"))
+    });
+    let status = inbox.status();
+    assert!(status["queued"].as_u64().unwrap() > 0, "{status}");
+    assert!(daemon.is_running());
+    assert!(inbox.log().contains("retrying in"));
+    lift_size_limit(&daemon);
+    wait_until("every event", || inbox.status()["queued"] == 0);
+    assert_eq!(inbox.status()["store_error"], serde_json::Value::Null);
+    assert_eq!(
+        inbox.export()["conversations"].as_array().unwrap().len(),
+        3000
+    );
+    assert!(inbox.log().contains("the store works again"));
+    drop(daemon);
+
+    // At start: not even the store can be opened, nor the log written.
+    let inbox = Inbox::new();
+    inbox.enqueue(&lines(&events[..10]));
+    let mut daemon = spawn_with_size_limit(&inbox, 0);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(daemon.is_running(), "{}", inbox.log());
+    let status = inbox.status();
+    assert_eq!(status["running"], true, "{status}");
+    assert_eq!(status["queued"], 10, "{status}");
+    lift_size_limit(&daemon);
+    wait_until("every event", || inbox.status()["queued"] == 0);
+    assert_eq!(
+        inbox.export()["conversations"].as_array().unwrap().len(),
+        10
+    );
+}
+
+/// A database whose pages are damaged (its header intact, so that it
+/// opens) is refused with a clear message by every command that would use
+/// it as sound; nothing is written to it.
+#[test]
+fn a_database_that_fails_its_check_is_refused() {
+    let inbox = Inbox::new();
+    let events: Vec<_> = (0..500)
+        .map(|i| conversation_created(&format!("e{i}"), &format!("c{i}")))
+        .collect();
+    inbox.send(&events);
+    let db = inbox.path("var/inboxd.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() > 40 * 1024, "too small to damage in the middle");
+    for b in &mut bytes[20 * 1024..28 * 1024] {
+        *b = 0x5a;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    for args in [
+        &["run", "--drain"][..],
+        &["run"],
+        &["export"],
+        &["enqueue", "-"],
+    ] {
+        let out = inbox
+            .cmd()
+            .args(args)
+            .write_stdin(lines(&[conversation_created("late", "late")]))
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+            .failure()
+            .code(1);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(stderr.contains("is damaged"), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bytes,
+        "the damaged store was written"
+    );
+}
+
+/// `export | head` and `events | head`: the reader going away is a normal
+/// end, not a panic.
+#[test]
+fn a_reader_that_goes_away_ends_output_quietly() {
+    let inbox = Inbox::new();
+    let events: Vec<_> = (0..2000)
+        .map(|i| conversation_created(&format!("e{i}"), &format!("c{i}")))
+        .collect();
+    inbox.send(&events);
+    for command in ["export", "events", "events --format json"] {
+        let out = std::process::Command::new("bash")
+            .current_dir(inbox.path(""))
+            .env_remove("INBOXD_CONFIG")
+            .arg("-c")
+            .arg(format!(
+                "'{}' {command} | head -c 10 >/dev/null; echo \"exit ${{PIPESTATUS[0]}}\" >&2",
+                assert_cmd::cargo::cargo_bin("inboxd").display()
+            ))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("exit 0"), "{command}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+    }
+}
