@@ -158,7 +158,7 @@ fn default_settings() -> [(&'static str, toml::Value); 2] {
 impl Config {
     /// Reads and checks the config file.
     pub fn load(file: &Path) -> Result<Config, Diagnostic> {
-        let text = std::fs::read_to_string(file)
+        let text = crate::regular_file::read(file)
             .map_err(|e| Diagnostic::file(file, format!("cannot read the config file: {e}")))?;
         Self::parse(file, &text)
     }

@@ -48,7 +48,7 @@ impl Diagnostic {
     /// under the error.
     pub fn source_line(&self) -> Option<String> {
         let line = self.line?;
-        let text = std::fs::read_to_string(&self.file).ok()?;
+        let text = crate::regular_file::read(&self.file).ok()?;
         text.lines().nth(line.checked_sub(1)?).map(str::to_string)
     }
 }

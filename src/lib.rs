@@ -23,6 +23,7 @@ pub mod patience;
 pub mod pipeline;
 pub mod poison_guard;
 pub mod progress;
+pub mod regular_file;
 pub mod replay;
 pub mod report;
 pub mod ruleset;

@@ -194,7 +194,7 @@ impl RuleFiles {
                     continue;
                 }
             }
-            match std::fs::read_to_string(&path) {
+            match crate::regular_file::read(&path) {
                 Ok(text) => list.push((path, text)),
                 Err(e) => problems.push(Diagnostic::file(&path, format!("cannot read: {e}"))),
             }
@@ -209,7 +209,9 @@ impl RuleFiles {
     /// A hash of the config file and of every rule file, names included,
     /// and the hash of each file.
     fn version(&self, config_file: &Path, dir: &Path) -> (String, BTreeMap<PathBuf, String>) {
-        let config = std::fs::read(config_file).unwrap_or_default();
+        let config = crate::regular_file::read(config_file)
+            .unwrap_or_default()
+            .into_bytes();
         let mut files = BTreeMap::from([(config_file.to_path_buf(), short_hash(&config))]);
         let mut hash = Sha256::new();
         hash.update(&config);

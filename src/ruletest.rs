@@ -103,7 +103,7 @@ pub fn run(
     files.sort();
     let mut results = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)?;
+        let text = crate::regular_file::read(&file)?;
         let tests: TestFile =
             toml::from_str(&text).map_err(|e| Diagnostic::from_toml(&file, &text, &e))?;
         for test in tests.test {

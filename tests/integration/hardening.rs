@@ -495,3 +495,167 @@ fn a_reader_that_goes_away_ends_output_quietly() {
         assert!(!stderr.contains("panicked"), "{command}: {stderr}");
     }
 }
+
+/// A copy of the inbox's rules in `dir`, with the probe rule rejecting
+/// new conversations with `version`.
+fn rules_release(inbox: &Inbox, dir: &str, version: &str) {
+    std::fs::create_dir_all(inbox.path(dir)).unwrap();
+    for entry in std::fs::read_dir(inbox.path("rules")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), inbox.path(dir).join(entry.file_name())).unwrap();
+        }
+    }
+    inbox.write(
+        &format!("{dir}/probe.rhai"),
+        &format!("reject(\"{version}\");\n"),
+    );
+}
+
+fn live_version(inbox: &Inbox, id: &str) -> String {
+    inbox.enqueue(&lines(&[conversation_created(id, &format!("c-{id}"))]));
+    let (_, reason) = inbox.wait_outcome(id);
+    reason
+        .unwrap()
+        .trim_start_matches("rule probe: ")
+        .to_string()
+}
+
+/// The common deploy: `rules` is a symlink to a release, swapped
+/// atomically for another. The daemon follows it, and edits in the new
+/// release afterwards.
+#[test]
+fn a_rules_symlink_swapped_by_a_deploy_is_followed() {
+    let inbox = Inbox::new();
+    inbox.add_rule("probe", "conversation.created", "reject(\"v0\");\n");
+    rules_release(&inbox, "releases/v1", "v1");
+    rules_release(&inbox, "releases/v2", "v2");
+    std::fs::remove_dir_all(inbox.path("rules")).unwrap();
+    std::os::unix::fs::symlink("releases/v1", inbox.path("rules")).unwrap();
+    let _daemon = inbox.start(&[]);
+    assert_eq!(live_version(&inbox, "p1"), "v1");
+    let before = inbox.status()["daemon"]["ruleset"].clone();
+    std::os::unix::fs::symlink("releases/v2", inbox.path("rules.tmp")).unwrap();
+    std::fs::rename(inbox.path("rules.tmp"), inbox.path("rules")).unwrap();
+    wait_until("the reload", || {
+        inbox.status()["daemon"]["ruleset"] != before
+    });
+    assert_eq!(live_version(&inbox, "p2"), "v2");
+    assert_eq!(
+        inbox.status()["daemon"]["reload_error"],
+        serde_json::Value::Null
+    );
+    let before = inbox.status()["daemon"]["ruleset"].clone();
+    inbox.write("releases/v2/probe.rhai", "reject(\"v3\");\n");
+    wait_until("the reload", || {
+        inbox.status()["daemon"]["ruleset"] != before
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(live_version(&inbox, "p3"), "v3");
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A FIFO named like a rule (or like the config) neither hangs `validate`
+/// nor a reload: it is an error naming the file, and the daemon keeps its
+/// last good rules.
+#[test]
+fn a_fifo_among_the_rules_is_an_error_not_a_hang() {
+    let inbox = Inbox::new();
+    mkfifo(&inbox.path("rules/x.rhai"));
+    let out = inbox
+        .cmd()
+        .arg("validate")
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("x.rhai") && stderr.contains("FIFO"),
+        "{stderr}"
+    );
+    std::fs::remove_file(inbox.path("rules/x.rhai")).unwrap();
+
+    let daemon = inbox.start(&[]);
+    mkfifo(&inbox.path("rules/y.rhai"));
+    wait_until("the failed reload", || {
+        inbox.status()["daemon"]["reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("y.rhai"))
+    });
+    inbox.enqueue(&lines(&[conversation_created("e1", "c1")]));
+    assert_eq!(inbox.wait_outcome("e1").0, "applied");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(), Some(0));
+
+    let fifo_config = Inbox::new();
+    std::fs::remove_file(fifo_config.path("config/inboxd.toml")).unwrap();
+    mkfifo(&fifo_config.path("config/inboxd.toml"));
+    let out = fifo_config
+        .cmd()
+        .arg("validate")
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("inboxd.toml") && stderr.contains("FIFO"),
+        "{stderr}"
+    );
+}
+
+/// `enqueue` never writes through a symlink put where its doorbell goes.
+#[test]
+fn enqueue_does_not_write_through_a_doorbell_symlink() {
+    let inbox = Inbox::new();
+    inbox.write("precious.txt", "keep me");
+    std::fs::create_dir_all(inbox.path("var")).unwrap();
+    std::os::unix::fs::symlink(
+        inbox.path("precious.txt"),
+        inbox.path("var/inboxd.db.doorbell"),
+    )
+    .unwrap();
+    inbox.enqueue(&lines(&[conversation_created("e1", "c1")]));
+    assert_eq!(inbox.read("precious.txt"), "keep me");
+    inbox.drain();
+    assert_eq!(inbox.outcome("e1").0, "applied");
+}
+
+/// A store kept in the config directory: its writes are not config
+/// changes, so the daemon does not reload for them.
+#[test]
+fn writes_beside_the_config_do_not_reload_the_rules() {
+    let inbox = Inbox::new();
+    let config = inbox
+        .read("config/inboxd.toml")
+        .replace("\"../var/inboxd.db\"", "\"inboxd.db\"");
+    inbox.write("config/inboxd.toml", &config);
+    inbox.write("rules/notes.txt", "scratch");
+    let _daemon = inbox.start(&[]);
+    for i in 0..20 {
+        inbox.enqueue(&lines(&[conversation_created(
+            &format!("e{i}"),
+            &format!("c{i}"),
+        )]));
+        inbox.write("rules/notes.txt", &format!("scratch {i}"));
+    }
+    inbox.wait_outcome("e19");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let status = inbox.status();
+    assert_eq!(
+        status["daemon"]["reloaded_at"],
+        serde_json::Value::Null,
+        "{status}"
+    );
+    // A change that matters still does.
+    inbox.write("rules/probe.rhai", "");
+    wait_until("a reload", || {
+        inbox.status()["daemon"]["reloaded_at"] != serde_json::Value::Null
+    });
+}
