@@ -115,7 +115,7 @@ pub fn start(
     })?;
     rules.watch(&config_dir, RecursiveMode::NonRecursive)?;
     rules.watch(&rules_watched, RecursiveMode::Recursive)?;
-    rules.watch(&real(&directory_of(rules_dir)), RecursiveMode::NonRecursive)?;
+    rules.watch(real(&directory_of(rules_dir)), RecursiveMode::NonRecursive)?;
 
     let c = Arc::clone(control);
     let doorbell = doorbell_path(store_path);
