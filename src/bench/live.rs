@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use super::{Latency, Options, Scratch, Workload};
 use crate::daemon::{Control, Daemon};
+use crate::event::Event;
 use crate::event::{now_rfc3339, parse_time};
 use crate::ruleset::RuleSet;
 use crate::store::{Queue, Store};
@@ -46,6 +47,60 @@ pub fn latency(rules_from: &Path, options: &Options, rate: u32) -> anyhow::Resul
         let (at, done) = (parse_time(&at)?, parse_time(&done)?);
         samples.push((done - at).as_seconds_f64() * 1000.0);
     }
+    Ok(Latency::of(samples))
+}
+
+/// `enqueue` latency while the daemon is inside one long event: a rule
+/// that runs until its 2 s limit. Producers write one event per
+/// transaction, every 5 ms, from their own connection.
+pub fn producers_beside_a_slow_event(
+    rules_from: &Path,
+    options: &Options,
+) -> anyhow::Result<Option<Latency>> {
+    let scratch = Scratch::new(rules_from, options.synchronous, "slow")?;
+    std::fs::write(
+        scratch.rules_dir.join("bench_slow.rhai"),
+        "if event.conversation == \"bench-slow\" {\n  let s = \"x\"; for i in 0..15 { s += s; }\n  loop { s.replace(\"x\", \"y\"); }\n}\n",
+    )?;
+    std::fs::write(
+        scratch.rules_dir.join("zz_bench_slow.toml"),
+        "[[rule]]\nname = \"bench-slow\"\non = [\"conversation.created\"]\nscript = \"bench_slow.rhai\"\n",
+    )?;
+    let (control, daemon) = spawn_daemon(&scratch)?;
+    let queue = Queue::open(&scratch.store_path, options.synchronous)?;
+    let event = |id: &str, conversation: &str| Event {
+        id: id.into(),
+        at: None,
+        actor: None,
+        kind: crate::event::EventKind::ConversationCreated {
+            conversation: conversation.into(),
+            inbox: None,
+            channel: None,
+            contact: None,
+            subject: None,
+            owner: None,
+        },
+    };
+    queue.enqueue(&[event("slow", "bench-slow")], &now_rfc3339())?;
+    // The daemon is woken at once and spends 2 s in the event.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut samples = Vec::new();
+    let until = Instant::now() + Duration::from_millis(1500);
+    let mut i = 0;
+    while Instant::now() < until {
+        i += 1;
+        let started = Instant::now();
+        queue.enqueue(
+            &[event(&format!("p{i}"), &format!("pc{i}"))],
+            &now_rfc3339(),
+        )?;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    control.request_stop();
+    daemon
+        .join()
+        .map_err(|_| anyhow::anyhow!("the daemon thread panicked"))??;
     Ok(Latency::of(samples))
 }
 

@@ -45,6 +45,10 @@ pub struct Options {
     /// Also measure file saved -> rules live, this many times.
     #[arg(long, default_value_t = 0)]
     pub reloads: usize,
+    /// Also measure `enqueue` latency while the daemon is inside a 2 s
+    /// event.
+    #[arg(long)]
+    pub slow_event: bool,
     /// Measure throughput and ceiling this many times, each on a fresh
     /// store, and report the median run (by ratio to the ceiling).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -65,6 +69,7 @@ pub struct Figures {
     pub peak_memory_mb: f64,
     pub latency: Option<Latency>,
     pub reload: Option<Latency>,
+    pub enqueue_beside_slow_event: Option<Latency>,
 }
 
 /// Percentiles, in milliseconds.
@@ -175,7 +180,13 @@ pub fn run(config_file: &Path, options: &Options) -> anyhow::Result<Figures> {
     } else {
         None
     };
+    let enqueue_beside_slow_event = if options.slow_event {
+        live::producers_beside_a_slow_event(&rules_from, options)?
+    } else {
+        None
+    };
     Ok(Figures {
+        enqueue_beside_slow_event,
         events: events.len(),
         preloaded: options.preload,
         synchronous: options.synchronous.pragma().to_lowercase(),
@@ -369,6 +380,9 @@ impl Figures {
         }
         if let Some(l) = &self.reload {
             out += &line("file saved -> rules live", l);
+        }
+        if let Some(l) = &self.enqueue_beside_slow_event {
+            out += &line("enqueue while the daemon is in a 2 s event", l);
         }
         out
     }
