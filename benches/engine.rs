@@ -2,12 +2,10 @@
 //! disk syncs do not hide the CPU cost). End-to-end figures with durable
 //! storage: `inboxd bench` (docs/PERFORMANCE.md).
 
-use std::path::Path;
 use std::rc::Rc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use inboxd::bench::Workload;
-use inboxd::config::Config;
 use inboxd::engine::Processor;
 use inboxd::event::{Event, EventKind};
 use inboxd::ruleset::RuleSet;
@@ -17,16 +15,16 @@ use inboxd::store::Store;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The shipped rules, as `inboxd init` writes them.
 fn shipped_rules() -> RuleSet {
-    let config =
-        Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/inboxd.toml")).unwrap();
-    RuleSet::load(config, None).unwrap()
+    let dir = tempfile::tempdir().unwrap();
+    inboxd::init::shipped_rules(dir.path()).unwrap()
 }
 
+/// The shipped config with an empty rules directory.
 fn no_rules() -> RuleSet {
     let dir = tempfile::tempdir().unwrap();
-    let config =
-        Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/inboxd.toml")).unwrap();
+    let config = shipped_rules().config;
     RuleSet::load(config, Some(dir.path())).unwrap()
 }
 

@@ -415,14 +415,10 @@ fn too_deep(next: &Pending, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn processor(store: &Rc<Store>) -> Processor {
-        let config = Config::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/inboxd.toml"),
-        )
-        .unwrap();
-        let rules = RuleSet::load(config, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let rules = crate::init::shipped_rules(dir.path()).unwrap();
         Processor::new(Rc::clone(store), rules)
     }
 

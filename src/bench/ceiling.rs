@@ -169,19 +169,15 @@ mod tests {
 
     use super::*;
     use crate::bench::Workload;
-    use crate::config::Config;
     use crate::engine::Processor;
     use crate::export::Export;
-    use crate::ruleset::RuleSet;
 
     /// A store after the shipped rules processed `events` of the workload.
     fn processed(events: usize) -> Rc<Store> {
-        let config = Config::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/inboxd.toml"),
-        )
-        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let rules = crate::init::shipped_rules(dir.path()).unwrap();
         let store = Rc::new(Store::open_in_memory().unwrap());
-        let mut processor = Processor::new(Rc::clone(&store), RuleSet::load(config, None).unwrap());
+        let mut processor = Processor::new(Rc::clone(&store), rules);
         store.begin().unwrap();
         for event in Workload::new(1).take(events) {
             processor.process(&event, None).unwrap();

@@ -8,11 +8,11 @@ use crate::common::*;
 
 fn with_rule_tests() -> Inbox {
     let inbox = Inbox::new();
-    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/tests/policies.toml");
-    inbox.write(
-        "rules/tests/policies.toml",
-        &std::fs::read_to_string(tests).unwrap(),
-    );
+    let (_, tests) = inboxd::init::FILES
+        .iter()
+        .find(|(path, _)| *path == "rules/tests/policies.toml")
+        .unwrap();
+    inbox.write("rules/tests/policies.toml", tests);
     inbox
 }
 

@@ -1,7 +1,7 @@
 //! A temporary inbox: the shipped config and rules in a temp dir, and
 //! helpers to drive the binary the way a user would.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assert_cmd::Command;
 use serde_json::{json, Value};
@@ -11,26 +11,20 @@ pub struct Inbox {
     dir: TempDir,
 }
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 impl Inbox {
-    /// A fresh inbox with the shipped config and rules.
+    /// A fresh inbox with the shipped config and rules, as `inboxd init`
+    /// writes them (not the checkout's `config/` and `rules/`, which an
+    /// admin may have changed), without the rule tests.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(&repo().join("config"), &dir.path().join("config"));
-        copy_dir(&repo().join("rules"), &dir.path().join("rules"));
+        for (path, text) in inboxd::init::FILES {
+            if path.starts_with("rules/tests/") {
+                continue;
+            }
+            let target = dir.path().join(path);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::write(target, text).unwrap();
+        }
         Inbox { dir }
     }
 
