@@ -102,7 +102,7 @@ fn register_conversation_actions(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) 
         "set_conversation_owner",
         move |id: &str, owner: Dynamic| -> Result<bool> {
             let owner = optional_string(owner, "owner")?;
-            let call = format!("set_conversation_owner({id:?}, {owner:?})");
+            let call = format!("set_conversation_owner({id:?}, {})", literal(&owner));
             let kind = ConversationOwnerChanged {
                 conversation: id.to_string(),
                 owner,
@@ -142,7 +142,7 @@ fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
         "set_ticket_owner",
         move |id: &str, owner: Dynamic| -> Result<bool> {
             let owner = optional_string(owner, "owner")?;
-            let call = format!("set_ticket_owner({id:?}, {owner:?})");
+            let call = format!("set_ticket_owner({id:?}, {})", literal(&owner));
             let kind = TicketOwnerChanged {
                 ticket: id.to_string(),
                 owner,
@@ -167,7 +167,10 @@ fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
         "set_ticket_property",
         move |id: &str, property: &str, value: Dynamic| -> Result<bool> {
             let value = optional_string(value, "a property value")?;
-            let call = format!("set_ticket_property({id:?}, {property:?}, {value:?})");
+            let call = format!(
+                "set_ticket_property({id:?}, {property:?}, {})",
+                literal(&value)
+            );
             let kind = TicketPropertyChanged {
                 ticket: id.to_string(),
                 property: property.to_string(),
@@ -204,9 +207,10 @@ fn create_ticket(
             .try_cast::<Map>()
             .ok_or("create_ticket: `properties` must be a map")?;
         for (key, value) in map {
-            let value = value
-                .into_string()
-                .map_err(|t| format!("create_ticket: property {key} must be a string, not {t}"))?;
+            let value = value.into_string().map_err(|t| {
+                let t = crate::script::plain_types(t);
+                format!("create_ticket: property {key} must be a string, not {t}")
+            })?;
             properties.insert(key.to_string(), value);
         }
     }
@@ -239,10 +243,17 @@ fn optional_string(value: Dynamic, what: &str) -> Result<Option<String>> {
     if value.is_unit() {
         return Ok(None);
     }
+    value.into_string().map(Some).map_err(|t| {
+        let t = crate::script::plain_types(t);
+        format!("{what} must be a string or (), not {t}").into()
+    })
+}
+
+/// A value as a script would write it: `"text"` or `()`.
+fn literal(value: &Option<String>) -> String {
     value
-        .into_string()
-        .map(Some)
-        .map_err(|t| format!("{what} must be a string or (), not {t}").into())
+        .as_deref()
+        .map_or_else(|| "()".to_string(), |text| format!("{text:?}"))
 }
 
 fn store_error(e: rusqlite::Error) -> Box<EvalAltResult> {

@@ -313,11 +313,20 @@ impl Processor {
             return Ok(true);
         };
         let mut scope = script_scope(event.clone(), self.rules.settings.clone());
-        self.guarded(rule, || {
+        self.unit.borrow_mut().condition_of(Some(rule.name()));
+        let result = self.guarded(rule, || {
             self.scripts
                 .eval_ast_with_scope::<bool>(&mut scope, condition)
-        })?
-        .map_err(|e| {
+        });
+        let rejection = {
+            let mut unit = self.unit.borrow_mut();
+            unit.condition_of(None);
+            unit.rejection.take()
+        };
+        if let Some(reason) = rejection {
+            return Err(Stop::Rejected(reason));
+        }
+        result?.map_err(|e| {
             Stop::Failed(format!(
                 "rule {}: condition `when` in {}:{}: {}",
                 rule.name(),

@@ -228,12 +228,12 @@ impl Event {
                 limits::MAX_EVENT_BYTES
             ));
         }
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        let value = crate::strict_json::parse(text).map_err(|e| format!("not valid JSON: {e}"))?;
         let object = value
             .as_object()
             .ok_or_else(|| "an event must be a JSON object".to_string())?;
         check_header(object)?;
+        check_types(object)?;
         check_sizes(object)?;
         let type_name = object["type"].as_str().unwrap_or_default().to_string();
         let event: Event =
@@ -292,7 +292,61 @@ fn check_header(object: &serde_json::Map<String, serde_json::Value>) -> Result<(
     }
 }
 
-/// Every string of the event within its limit; the first too long is named.
+/// Every field this format knows, given with the right JSON type, so that
+/// an error names the field (serde's, through the event type's enum,
+/// would not).
+fn check_types(object: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+    use serde_json::Value;
+    for (key, value) in object {
+        match (key.as_str(), value) {
+            // Checked by `check_header`.
+            ("id" | "type", _) => {}
+            (_, Value::Null | Value::String(_)) => {}
+            ("properties", Value::Object(properties)) => {
+                for (name, value) in properties {
+                    if !matches!(value, Value::String(_)) {
+                        return Err(format!("`properties.{name}` must be a string, not {value}"));
+                    }
+                }
+            }
+            ("properties", other) => {
+                return Err(format!(
+                    "`properties` must be an object of strings, not {other}"
+                ))
+            }
+            (field, other) if KNOWN_FIELDS.contains(&field) => {
+                let what = if field == "at" {
+                    "a string (an RFC 3339 time)"
+                } else {
+                    "a string"
+                };
+                return Err(format!("`{field}` must be {what}, not {other}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The string fields of every event type.
+const KNOWN_FIELDS: [&str; 12] = [
+    "at",
+    "actor",
+    "conversation",
+    "ticket",
+    "inbox",
+    "channel",
+    "contact",
+    "subject",
+    "owner",
+    "status",
+    "property",
+    "value",
+];
+
+/// Every string of the event within its limit, and ids and names without
+/// control characters (they would be printed raw, or move the terminal);
+/// the first wrong one is named.
 fn check_sizes(object: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
     use limits::*;
     let within = |field: &str, text: &str, max: usize| {
@@ -310,7 +364,10 @@ fn check_sizes(object: &serde_json::Map<String, serde_json::Value>) -> Result<()
             serde_json::Value::String(text) if TEXT_FIELDS.contains(&key.as_str()) => {
                 within(key, text, MAX_TEXT_BYTES)?
             }
-            serde_json::Value::String(text) => within(key, text, MAX_ID_BYTES)?,
+            serde_json::Value::String(text) => {
+                within(key, text, MAX_ID_BYTES)?;
+                printable(key, text)?;
+            }
             serde_json::Value::Object(properties) if key == "properties" => {
                 if properties.len() > MAX_PROPERTIES {
                     return Err(format!(
@@ -321,6 +378,7 @@ fn check_sizes(object: &serde_json::Map<String, serde_json::Value>) -> Result<()
                 for (name, value) in properties {
                     within("properties", name, MAX_ID_BYTES)
                         .map_err(|e| format!("a property name: {e}"))?;
+                    printable("properties", name).map_err(|e| format!("a property name: {e}"))?;
                     if let serde_json::Value::String(text) = value {
                         within(&format!("properties.{name}"), text, MAX_TEXT_BYTES)?;
                     }
@@ -330,6 +388,17 @@ fn check_sizes(object: &serde_json::Map<String, serde_json::Value>) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Refuses control characters in an id or a name.
+fn printable(field: &str, text: &str) -> Result<(), String> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "`{field}` contains a control character ({}); ids and names may not",
+            c.escape_unicode()
+        )),
+        None => Ok(()),
+    }
 }
 
 pub fn parse_time(text: &str) -> Result<time::OffsetDateTime, time::error::Parse> {
@@ -432,7 +501,7 @@ mod tests {
             ),
             (
                 r#"{"id":"e","type":"conversation.closed","conversation":3}"#,
-                "invalid type",
+                "`conversation` must be a string, not 3",
             ),
             (
                 r#"{"id":"e","type":"conversation.owner_changed","conversation":"c"}"#,
@@ -452,7 +521,7 @@ mod tests {
             ),
             (
                 r#"{"id":"e","type":"ticket.created","ticket":"t","conversation":"c","properties":{"a":1}}"#,
-                "invalid type",
+                "`properties.a` must be a string",
             ),
         ];
         for (line, expected) in cases {
@@ -534,6 +603,44 @@ mod tests {
             event[*k] = serde_json::Value::from(*v);
         }
         event.to_string()
+    }
+
+    #[test]
+    fn wrong_types_repeated_keys_and_control_characters_name_the_field() {
+        let cases = [
+            (
+                r#"{"id":"e","type":"conversation.closed","conversation":"c","at":5}"#,
+                "`at` must be a string (an RFC 3339 time), not 5",
+            ),
+            (
+                r#"{"id":"e","type":"conversation.owner_changed","conversation":"c","owner":["a"]}"#,
+                "`owner` must be a string",
+            ),
+            (
+                r#"{"id":"e","type":"ticket.created","ticket":"t","conversation":"c","properties":{"p":1}}"#,
+                "`properties.p` must be a string",
+            ),
+            (
+                r#"{"id":"e","type":"conversation.closed","conversation":"c","conversation":"d"}"#,
+                "`conversation` is given twice",
+            ),
+            (
+                r#"{"id":"e\u001b[31m","type":"conversation.closed","conversation":"c"}"#,
+                "`id` contains a control character",
+            ),
+            (
+                r#"{"id":"e","type":"ticket.created","ticket":"t","conversation":"c","properties":{"p\n":"v"}}"#,
+                "a property name: `properties` contains a control character",
+            ),
+        ];
+        for (line, expected) in cases {
+            let err = Event::parse(line, &stages()).unwrap_err();
+            assert!(err.contains(expected), "{line}: {err}");
+        }
+        // Free text may hold line breaks.
+        let subject =
+            r#"{"id":"e","type":"conversation.created","conversation":"c","subject":"a\nb"}"#;
+        assert!(Event::parse(subject, &stages()).is_ok());
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod script_log;
 pub mod state;
 pub mod state_cache;
 pub mod store;
+pub mod strict_json;
 pub mod unit;
 pub mod watch;
 pub mod working;

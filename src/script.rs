@@ -151,7 +151,7 @@ pub fn describe(mut error: EvalAltResult) -> String {
     let message = match &error {
         // Rhai prints "Script terminated" without the reason we gave it.
         EvalAltResult::ErrorTerminated(reason, _) => reason.to_string(),
-        other => one_line(&other.to_string()),
+        other => plain_types(&one_line(&other.to_string())),
     };
     match (position.line(), position.position()) {
         (Some(line), Some(column)) => format!("{line}:{column}: {message}"),
@@ -160,6 +160,49 @@ pub fn describe(mut error: EvalAltResult) -> String {
     }
 }
 
+/// Rhai's error messages name Rust types (`&str | ImmutableString |
+/// String`, `i64`); an admin reads the script's words instead.
+pub fn plain_types(text: &str) -> String {
+    let text = text.replace("&str | ImmutableString | String", "string");
+    let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '&');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find(word) {
+        out.push_str(&rest[..start]);
+        let token_len = rest[start..]
+            .find(|c| !word(c))
+            .unwrap_or(rest.len() - start);
+        let token = &rest[start..start + token_len];
+        out.push_str(match token {
+            "ImmutableString" | "String" | "&str" | "alloc::string::String" => "string",
+            "i64" | "i32" | "INT" => "integer",
+            "f64" | "f32" | "FLOAT" => "float",
+            "bool" => "boolean",
+            "rhai::Map" | "Map" => "map",
+            "rhai::Array" | "Array" => "array",
+            other => other,
+        });
+        rest = &rest[start + token_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_type_names_read_as_the_script_s() {
+        assert_eq!(
+            plain_types("Function not found: f (&str | ImmutableString | String, i64, bool)"),
+            "Function not found: f (string, integer, boolean)"
+        );
+        assert_eq!(plain_types("not i64 in boolean"), "not integer in boolean");
+        assert_eq!(plain_types("rhai::Map or Array"), "map or array");
+    }
 }

@@ -70,6 +70,8 @@ pub struct Unit {
     firing: Option<Firing>,
     actions: Vec<ActionRecord>,
     derived: Vec<Pending>,
+    /// The rule whose `when` condition runs now, for `reject()` there.
+    condition_of: Option<String>,
     /// Set by `reject()` or an invalid action; the event is rejected even
     /// if the script catches the error.
     pub rejection: Option<String>,
@@ -90,6 +92,7 @@ impl Unit {
             derived: Vec::new(),
             rejection: None,
             failure: None,
+            condition_of: None,
         }
     }
 
@@ -203,9 +206,19 @@ impl Unit {
         }
     }
 
-    /// A rule's `reject(reason)`.
+    /// Names the rule whose `when` condition runs from now on (`None`:
+    /// it has run).
+    pub fn condition_of(&mut self, rule: Option<&str>) {
+        self.condition_of = rule.map(str::to_string);
+    }
+
+    /// A rule's `reject(reason)`, from its script or its `when`.
     pub fn reject(&mut self, reason: &str) -> String {
-        let rule = self.firing.as_ref().map_or("?", |f| f.rule.as_str());
+        let rule = match (&self.firing, &self.condition_of) {
+            (Some(firing), _) => firing.rule.as_str(),
+            (None, Some(rule)) => rule.as_str(),
+            (None, None) => "?",
+        };
         let reason = format!("rule {rule}: {reason}");
         self.rejection.get_or_insert(reason.clone());
         reason

@@ -24,7 +24,19 @@ fn each_kind_of_malformed_line_is_refused_with_its_line_number() {
         ),
         (
             r#"{"id":"e","type":"conversation.closed","conversation":42}"#,
-            "invalid type",
+            "`conversation` must be a string, not 42",
+        ),
+        (
+            r#"{"id":"e","type":"conversation.closed","conversation":"c1","at":1700000000}"#,
+            "`at` must be a string (an RFC 3339 time)",
+        ),
+        (
+            r#"{"id":"e","type":"conversation.closed","conversation":"c1","conversation":"c2"}"#,
+            "`conversation` is given twice",
+        ),
+        (
+            r#"{"id":"e\u0007","type":"conversation.closed","conversation":"c1"}"#,
+            "`id` contains a control character",
         ),
         (
             r#"{"id":"e","type":"conversation.closed"}"#,
