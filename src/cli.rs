@@ -78,6 +78,7 @@ pub enum Command {
         /// Try the rules of this directory instead of the configured ones.
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
+        /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -86,6 +87,7 @@ pub enum Command {
         /// Check the rules of this directory instead of the configured ones.
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
+        /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -96,6 +98,7 @@ pub enum Command {
         /// Test the rules of this directory instead of the configured ones.
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
+        /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -117,15 +120,19 @@ pub enum Command {
         /// Compare only events processed at or before this time (RFC 3339).
         #[arg(long, value_name = "TIME")]
         until: Option<String>,
+        /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
     /// Why a conversation or ticket is as it is (its history of changes, each
     /// with its event, rule, chain of events and ruleset), or what an event did.
     Explain {
+        /// What to explain: a conversation, a ticket, or an event.
         #[arg(value_enum)]
         subject: crate::explain::Subject,
+        /// Its id.
         id: String,
+        /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -134,12 +141,14 @@ pub enum Command {
         /// Only events with this outcome.
         #[arg(long, value_enum)]
         outcome: Option<crate::report::Outcome>,
+        /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
     /// Show the queue depth, events by outcome, the live ruleset version and
     /// the last reload error.
     Status {
+        /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -157,26 +166,37 @@ pub enum Command {
     Bench {
         #[command(flatten)]
         options: crate::bench::Options,
+        /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
     /// Print a shell completion script.
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff), or write it and one page per subcommand
+    /// (`inboxd-run.1`, ...) into DIR.
+    Man {
+        /// Write every page here instead of printing the main one.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Lines for people.
     Text,
+    /// JSON for programs.
     Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InputFormat {
+    /// Inbox events, one JSON object per line.
     Inbox,
+    /// HubSpot webhook deliveries.
     Hubspot,
 }

@@ -269,11 +269,12 @@ impl Daemon {
         }
         let current = self.processor.rules();
         let result = load(&self.config_file, None);
-        let error = match result {
+        let written = match result {
             Ok(mut rules) => {
                 keep_fixed_settings(&mut rules, current);
                 if rules.version == current.version {
-                    tracing::debug!(ruleset = %rules.version, "reload: nothing changed");
+                    tracing::info!(ruleset = %rules.version, "reload: nothing changed");
+                    self.store.daemon_reload_refused(None)
                 } else {
                     tracing::info!(
                         ruleset = %rules.version,
@@ -281,9 +282,10 @@ impl Daemon {
                         "rules reloaded: {}",
                         rules.changes_since(current)
                     );
+                    let version = rules.version.clone();
                     self.processor.set_rules(rules);
+                    self.store.daemon_reloaded(&now_rfc3339(), &version)
                 }
-                None
             }
             Err(e) => {
                 let text = e.to_string().replace('\n', "; ");
@@ -291,14 +293,10 @@ impl Daemon {
                     ruleset = %current.version,
                     "reload failed, keeping the last good rules: {text}"
                 );
-                Some(text)
+                self.store.daemon_reload_refused(Some(&text))
             }
         };
-        let version = self.processor.rules().version.clone();
-        if let Err(e) = self
-            .store
-            .daemon_reloaded(&now_rfc3339(), &version, error.as_deref())
-        {
+        if let Err(e) = written {
             tracing::warn!("cannot write the daemon status: {e}");
         }
     }

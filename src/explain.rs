@@ -32,7 +32,7 @@ pub fn explain(store: &Store, subject: Subject, id: &str) -> anyhow::Result<Expl
             Vec::new(),
             store.history("conversation", id)?,
         ),
-        Subject::Ticket => ("ticket", Vec::new(), store.history("ticket", id)?),
+        Subject::Ticket => ("ticket", Vec::new(), store.ticket_history(id)?),
         Subject::Event => ("event", store.outcomes_of(id)?, store.changes_of(id)?),
     };
     if outcomes.is_empty() && changes.is_empty() {
@@ -76,7 +76,7 @@ impl Explanation {
                 );
                 last_group = Some(group);
             }
-            let record = if self.subject == "event" {
+            let record = if self.subject == "event" || c.entity != self.subject || c.id != self.id {
                 format!("{} {} ", c.entity, c.id)
             } else {
                 String::new()

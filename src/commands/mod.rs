@@ -60,7 +60,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => inspect::explain(&config, subject, &id, format),
         Command::Init { dir } => tools::init(&dir),
         Command::Completions { shell } => tools::completions(shell),
-        Command::Man => tools::man(),
+        Command::Man { dir } => tools::man(dir.as_deref()),
         Command::Bench { options, format } => tools::bench(&config, &options, format),
     }
 }

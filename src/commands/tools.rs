@@ -1,6 +1,8 @@
 //! `init`, `completions`, `man` and `bench`.
 
 use std::path::Path;
+
+use anyhow::Context;
 use std::process::ExitCode;
 
 use super::emit;
@@ -24,8 +26,15 @@ pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn man() -> anyhow::Result<ExitCode> {
+pub fn man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let command = <Cli as clap::CommandFactory>::command();
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        clap_mangen::generate_to(command, dir)
+            .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+        eprintln!("wrote the man pages into {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut page = Vec::new();
     clap_mangen::Man::new(command).render(&mut page)?;
     super::print(&String::from_utf8_lossy(&page))?;

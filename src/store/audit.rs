@@ -63,6 +63,22 @@ impl Store {
         self.audit_rows("a.entity = ?1 AND a.entity_id = ?2", &[entity, id])
     }
 
+    /// Every change to one ticket, and every conversation's association
+    /// with it (a change of the conversation's `ticket`), oldest first.
+    pub fn ticket_history(&self, id: &str) -> rusqlite::Result<Vec<AuditRow>> {
+        let rows = self.audit_rows(
+            "(a.entity = 'ticket' AND a.entity_id = ?1)
+             OR (a.entity = 'conversation' AND EXISTS (
+                 SELECT 1 FROM json_each(a.fields) f
+                 WHERE f.value ->> 0 = 'ticket' AND f.value ->> 2 = ?1))",
+            &[id],
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.entity == "ticket" || r.field == "ticket")
+            .collect())
+    }
+
     /// Every change made by one event (through its rules too), in order.
     pub fn changes_of(&self, event_id: &str) -> rusqlite::Result<Vec<AuditRow>> {
         self.audit_rows("p.event_id = ?1", &[event_id])

@@ -28,18 +28,24 @@ impl Store {
             .map(drop)
     }
 
-    /// Records a reload: the RuleSet now live, and the error if the new
-    /// rules were refused.
-    pub fn daemon_reloaded(
-        &self,
-        at: &str,
-        ruleset: &str,
-        error: Option<&str>,
-    ) -> rusqlite::Result<()> {
+    /// Records new rules loaded at `at` (they are live from then on).
+    pub fn daemon_reloaded(&self, at: &str, ruleset: &str) -> rusqlite::Result<()> {
         self.conn
             .execute(
-                "UPDATE daemon_status SET ruleset = ?1, reloaded_at = ?2, reload_error = ?3 WHERE id = 1",
-                params![ruleset, at, error],
+                "UPDATE daemon_status SET ruleset = ?1, reloaded_at = ?2, reload_error = NULL WHERE id = 1",
+                params![ruleset, at],
+            )
+            .map(drop)
+    }
+
+    /// Records the outcome of a reload that changed nothing live: the
+    /// error if the new rules were refused, none if they were the same.
+    /// The live rules, and when they were loaded, stay as they were.
+    pub fn daemon_reload_refused(&self, error: Option<&str>) -> rusqlite::Result<()> {
+        self.conn
+            .execute(
+                "UPDATE daemon_status SET reload_error = ?1 WHERE id = 1",
+                params![error],
             )
             .map(drop)
     }
@@ -62,10 +68,16 @@ impl Store {
             .optional()
     }
 
-    /// Processed events by outcome.
+    /// Processed events by outcome. A failed event processed again since
+    /// (`retry`) counts only by its later outcome.
     pub fn outcome_counts(&self) -> rusqlite::Result<BTreeMap<String, u64>> {
         self.conn
-            .prepare("SELECT outcome, count(*) FROM processed GROUP BY outcome")?
+            .prepare(
+                "SELECT outcome, count(*) FROM processed p
+                 WHERE p.outcome != 'failed'
+                    OR NOT EXISTS (SELECT 1 FROM processed q WHERE q.event_id = p.event_id AND q.seq > p.seq)
+                 GROUP BY outcome",
+            )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect()
     }

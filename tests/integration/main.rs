@@ -8,6 +8,7 @@ mod dry_run;
 mod hardening;
 mod input;
 mod model;
+mod newcomer;
 mod policies;
 mod reliability;
 mod rules;

@@ -1,0 +1,165 @@
+//! What a new admin trips over (issue #11): output for people, status,
+//! explain, help and man pages.
+
+use predicates::prelude::*;
+use serde_json::json;
+
+use crate::common::*;
+
+/// Script calls in dry-run read as a script writes them, and Rhai's type
+/// names as the script's words: no `Some(..)`, `None` or `ImmutableString`.
+#[test]
+fn output_has_no_rust_debug_formatting() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "assign",
+        "ticket.created",
+        "set_ticket_owner(event.ticket, \"oncall\");\nset_ticket_property(event.ticket, \"p\", ());\n",
+    );
+    inbox.add_rule(
+        "typo",
+        "conversation.closed",
+        "set_ticket_owner(\"T\", 5);\n",
+    );
+    inbox.send(&[conversation_created("e1", "c1")]);
+    let out = inbox
+        .cmd()
+        .arg("dry-run")
+        .write_stdin(lines(&[
+            ticket_created("e2", "T", "c1"),
+            conversation_event("e3", "conversation.closed", "c1"),
+        ]))
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        text.contains(r#"set_ticket_owner("T", "oncall")"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"set_ticket_property("T", "p", ())"#),
+        "{text}"
+    );
+    assert!(text.contains("not integer"), "{text}");
+    for leak in ["Some(", "None", "ImmutableString", "i64", "&str"] {
+        assert!(!text.contains(leak), "{leak} in: {text}");
+    }
+}
+
+/// `reject()` in a `when` condition names its rule and rejects the event.
+#[test]
+fn reject_in_a_condition_names_its_rule() {
+    let inbox = Inbox::new();
+    inbox.write(
+        "rules/zz_test.toml",
+        "[[rule]]\nname = \"gate\"\non = [\"conversation.created\"]\nscript = \"gate.rhai\"\nwhen = 'if event.conversation == \"bad\" { reject(\"no bad ones\") } else { false }'\n",
+    );
+    inbox.write("rules/gate.rhai", "");
+    inbox.send(&[
+        conversation_created("e1", "bad"),
+        conversation_created("e2", "good"),
+    ]);
+    let (outcome, reason) = inbox.outcome("e1");
+    assert_eq!(outcome, "rejected");
+    assert_eq!(reason.as_deref(), Some("rule gate: no bad ones"));
+    assert_eq!(inbox.outcome("e2").0, "applied");
+}
+
+/// A failed reload keeps the time the live rules were loaded; a retried
+/// event that is applied no longer counts as failed.
+#[test]
+fn status_tells_the_truth_after_a_failed_reload_and_a_retry() {
+    let inbox = Inbox::new();
+    inbox.add_rule("broken", "conversation.owner_changed", "throw \"bug\";\n");
+    let daemon = inbox.start(&[]);
+    inbox.enqueue(&lines(&[
+        conversation_created("e1", "c1"),
+        ev(
+            "e2",
+            "conversation.owner_changed",
+            json!({"conversation": "c1", "owner": "ann"}),
+        ),
+    ]));
+    assert_eq!(inbox.wait_outcome("e2").0, "failed");
+    let loaded = inbox.status()["daemon"].clone();
+    inbox.write("rules/pipeline.toml", "[[rule]\nbroken");
+    wait_until("the failed reload", || {
+        inbox.status()["daemon"]["reload_error"].is_string()
+    });
+    let after = inbox.status()["daemon"].clone();
+    assert_eq!(after["reloaded_at"], loaded["reloaded_at"]);
+    assert_eq!(after["ruleset"], loaded["ruleset"]);
+    let text = inbox.cmd().arg("status").assert().success();
+    let text = String::from_utf8_lossy(&text.get_output().stdout).to_string();
+    assert!(
+        text.contains(&format!(
+            "(loaded {})",
+            loaded["started_at"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    drop(daemon);
+
+    let (_, pipeline) = inboxd::init::FILES
+        .iter()
+        .find(|(p, _)| *p == "rules/pipeline.toml")
+        .unwrap();
+    inbox.write("rules/pipeline.toml", pipeline);
+    inbox.write("rules/broken.rhai", "");
+    inbox.cmd().args(["retry", "e2"]).assert().success();
+    inbox.drain();
+    let status = inbox.status();
+    assert_eq!(status["processed"]["applied"], 2, "{status}");
+    assert_eq!(status["processed"].get("failed"), None, "{status}");
+}
+
+/// `explain ticket T` lists the conversations associated with it.
+#[test]
+fn explaining_a_ticket_shows_its_conversations_joining_it() {
+    let inbox = Inbox::new();
+    inbox.send(&two_tickets_events("s"));
+    let out = inbox
+        .cmd()
+        .args(["explain", "ticket", "T"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        text.contains("conversation c1 ticket: null -> \"T\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("conversation c2 ticket: null -> \"T\""),
+        "{text}"
+    );
+    assert!(!text.contains("c3"), "{text}");
+}
+
+/// Every `--format` says what it does, and the man pages the main page
+/// refers to can be written.
+#[test]
+fn help_documents_every_option_and_the_man_pages_exist() {
+    let inbox = Inbox::new();
+    for command in [
+        "dry-run", "validate", "test", "replay", "explain", "events", "status", "bench",
+    ] {
+        inbox
+            .cmd()
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "--format <FORMAT>\n          Output for people (text) or for programs (json)",
+            ));
+    }
+    inbox.cmd().args(["man", "--dir", "man"]).assert().success();
+    let main = inbox.read("man/inboxd.1");
+    for page in ["run", "enqueue", "dry-run", "validate", "export", "status"] {
+        let roff = format!("inboxd-{page}(1)").replace('-', "\\-");
+        assert!(main.contains(&roff), "{page}");
+        assert!(
+            inbox.path(&format!("man/inboxd-{page}.1")).exists(),
+            "{page}"
+        );
+    }
+}
