@@ -18,6 +18,30 @@ use crate::unit::Unit;
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
+/// Every function `register` gives scripts (what `validate` knows of the
+/// API; a test checks the two agree).
+pub const FUNCTIONS: [&str; 19] = [
+    "conversation",
+    "ticket",
+    "is_blocked",
+    "stage_is_closed",
+    "first_stage",
+    "close_conversation",
+    "reopen_conversation",
+    "trash_conversation",
+    "mark_spam",
+    "block_sender",
+    "set_conversation_owner",
+    "create_ticket",
+    "associate_conversation",
+    "set_ticket_owner",
+    "set_ticket_status",
+    "set_ticket_property",
+    "delete_ticket",
+    "reject",
+    "log",
+];
+
 /// Registers the inbox API on `engine`, bound to `unit`; script output goes
 /// to `log`.
 pub fn register(engine: &mut Engine, unit: &Rc<RefCell<Unit>>, log: &Rc<ScriptLog>) {
@@ -258,4 +282,32 @@ fn literal(value: &Option<String>) -> String {
 
 fn store_error(e: rusqlite::Error) -> Box<EvalAltResult> {
     format!("store error: {e}").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::working::Working;
+
+    fn names(engine: &Engine) -> std::collections::BTreeSet<String> {
+        engine
+            .gen_fn_signatures(false)
+            .iter()
+            .filter_map(|s| s.split('(').next().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn functions_lists_what_register_registers() {
+        let store = Rc::new(crate::store::Store::open_in_memory().unwrap());
+        let unit = Rc::new(RefCell::new(Unit::new(
+            Working::new(store),
+            crate::state::Stages::default(),
+        )));
+        let mut engine = Engine::new_raw();
+        register(&mut engine, &unit, &Rc::new(ScriptLog::default()));
+        let listed: std::collections::BTreeSet<String> =
+            FUNCTIONS.iter().map(|f| f.to_string()).collect();
+        assert_eq!(names(&engine), listed);
+    }
 }

@@ -175,6 +175,7 @@ impl Daemon {
             store = %store_path.display(),
             "inboxd started"
         );
+        log_warnings(&rules);
         let processor = Processor::new(Rc::clone(&store), rules);
         Daemon {
             config_file,
@@ -283,6 +284,7 @@ impl Daemon {
                         rules.changes_since(current)
                     );
                     let version = rules.version.clone();
+                    log_warnings(&rules);
                     self.processor.set_rules(rules);
                     self.store.daemon_reloaded(&now_rfc3339(), &version)
                 }
@@ -471,6 +473,12 @@ fn keep_fixed_settings(new: &mut RuleSet, current: &RuleSet) {
             "reload: [store] synchronous cannot change while running; restart inboxd to change it"
         );
         fresh.synchronous = old.synchronous;
+    }
+}
+
+fn log_warnings(rules: &RuleSet) {
+    for warning in &rules.warnings {
+        tracing::warn!("{warning}");
     }
 }
 

@@ -53,6 +53,28 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// The offending line, numbered, with a caret under the column:
+    ///
+    /// ```text
+    ///    3 | close_conversaton(event.conversation);
+    ///      | ^
+    /// ```
+    pub fn snippet(&self) -> Option<String> {
+        let line = self.line?;
+        // Tabs would move the caret; show them as one space each.
+        let text = self.source_line()?.replace('\t', " ");
+        let number = line.to_string();
+        let gutter = " ".repeat(number.len());
+        let mut out = format!(" {number} | {text}");
+        if let Some(column) = self.column.filter(|c| *c >= 1) {
+            let pad = " ".repeat((column - 1).min(text.chars().count()));
+            out.push_str(&format!("\n {gutter} | {pad}^"));
+        }
+        Some(out)
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;

@@ -29,6 +29,7 @@ pub mod report;
 pub mod ruleset;
 pub mod ruletest;
 pub mod script;
+pub mod script_check;
 pub mod script_log;
 pub mod state;
 pub mod state_cache;

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::pipeline::{self, RuleDecl};
 use crate::script::sandboxed_engine;
+use crate::script_check::{self, Known};
 
 /// One rule, ready to run.
 #[derive(Debug, Clone)]
@@ -44,6 +45,30 @@ pub struct RuleSet {
     pub version: String,
     /// Each file the RuleSet was built from, with a hash of its content.
     pub files: BTreeMap<PathBuf, String>,
+    /// What is not wrong but likely a mistake (a script no rule uses).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Where a rule's `when` expression starts in its pipeline file.
+fn condition_origin(decl: &RuleDecl, pipelines: &[(PathBuf, String)]) -> script_check::Origin {
+    let line = decl.when_line.saturating_sub(1);
+    let column = pipelines
+        .iter()
+        .find(|(path, _)| *path == decl.file)
+        .and_then(|(_, text)| text.lines().nth(line))
+        .zip(decl.when.as_deref().and_then(|w| w.lines().next()))
+        .and_then(|(source, first)| source.find(first))
+        .map_or(0, |byte| byte);
+    (line, column)
+}
+
+/// A warning for each script that no declared rule runs.
+fn unused_scripts(scripts: &BTreeMap<PathBuf, Rc<AST>>, rules: &[Rule]) -> Vec<Diagnostic> {
+    scripts
+        .keys()
+        .filter(|path| !rules.iter().any(|r| &r.script_file == *path))
+        .map(|path| Diagnostic::file(path, "no rule of any pipeline runs this script"))
+        .collect()
 }
 
 /// The variables every script and condition sees, as constants.
@@ -79,7 +104,29 @@ impl RuleSet {
             decls.extend(found);
             problems.extend(errors);
         }
+        if files.pipelines.is_empty() {
+            problems.push(Diagnostic::file(
+                &rules_dir,
+                "has no pipeline (*.toml): no rule would run; see rules/pipeline.toml of `inboxd init`",
+            ));
+        }
         let rules = link(&engine, decls, &rules_dir, &scripts, &mut problems);
+        let known = Known::new(&engine, &config.settings);
+        for (path, ast) in &scripts {
+            problems.extend(script_check::check(ast, path, (0, 0), &known));
+        }
+        for rule in &rules {
+            if let Some(condition) = &rule.condition {
+                let origin = condition_origin(&rule.decl, &files.pipelines);
+                problems.extend(script_check::check(
+                    condition,
+                    &rule.decl.file,
+                    origin,
+                    &known,
+                ));
+            }
+        }
+        let warnings = unused_scripts(&scripts, &rules);
         // Shared, so that each rule's scope gets it without a deep copy;
         // read-only inside, or a script could change it for every later one.
         let settings = rhai::serde::to_dynamic(&config.settings)
@@ -104,6 +151,7 @@ impl RuleSet {
             settings,
             version,
             files: file_hashes,
+            warnings,
         })
     }
 
@@ -145,6 +193,21 @@ struct RuleFiles {
 
 impl RuleFiles {
     fn read(dir: &Path) -> Result<RuleFiles, Vec<Diagnostic>> {
+        match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(vec![Diagnostic::file(
+                    dir,
+                    "the rules directory ([rules] dir) is not a directory",
+                )])
+            }
+            Err(e) => {
+                return Err(vec![Diagnostic::file(
+                    dir,
+                    format!("cannot read the rules directory ([rules] dir): {e}"),
+                )])
+            }
+        }
         // Pipelines at the top of the directory; scripts anywhere below it
         // (`rules/tests/` holds rule tests, not pipelines).
         let mut paths = Vec::new();

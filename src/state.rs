@@ -188,6 +188,12 @@ impl Stages {
                 return Err(format!("stage {:?} is listed twice", stage.id));
             }
         }
+        if !stages.iter().any(|s| s.closed) {
+            return Err(
+                "no stage is closed (`closed = true`): tickets could never be closed, and the close cascade (P6) never runs"
+                    .into(),
+            );
+        }
         Ok(Stages(stages))
     }
 

@@ -59,14 +59,18 @@ pub fn validate(
                 "rules": rules.rules.len(),
                 "enabled": rules.rules.iter().filter(|r| r.decl.enabled).count(),
                 "errors": [],
+                "warnings": rules.warnings,
             }),
-            Err(problems) => serde_json::json!({"valid": false, "errors": problems}),
+            Err(problems) => {
+                serde_json::json!({"valid": false, "errors": problems, "warnings": []})
+            }
         };
         super::print(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     }
     match loaded {
         Ok(rules) => {
             if format == Format::Text {
+                print_problems("warning", &rules.warnings);
                 let enabled = rules.rules.iter().filter(|r| r.decl.enabled).count();
                 super::print(&format!(
                     "valid: {} rule(s), {enabled} enabled, in {}; ruleset version {}\n",
@@ -79,7 +83,7 @@ pub fn validate(
         }
         Err(problems) => {
             if format == Format::Text {
-                print_problems(&problems);
+                print_problems("error", &problems);
                 eprintln!("{} error(s)", problems.len());
             }
             Ok(ExitCode::FAILURE)
@@ -87,11 +91,13 @@ pub fn validate(
     }
 }
 
-fn print_problems(problems: &[crate::diagnostic::Diagnostic]) {
+/// Each problem as rustc shows one: the place and message, then the
+/// source line with a caret under the column.
+fn print_problems(kind: &str, problems: &[crate::diagnostic::Diagnostic]) {
     for problem in problems {
-        eprintln!("error: {problem}");
-        if let Some(line) = problem.source_line() {
-            eprintln!("    | {line}");
+        eprintln!("{kind}: {problem}");
+        if let Some(snippet) = problem.snippet() {
+            eprintln!("{snippet}");
         }
     }
 }

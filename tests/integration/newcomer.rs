@@ -163,3 +163,95 @@ fn help_documents_every_option_and_the_man_pages_exist() {
         );
     }
 }
+
+fn validate_stderr(inbox: &Inbox, args: &[&str]) -> String {
+    let out = inbox.cmd().arg("validate").args(args).assert().failure();
+    String::from_utf8_lossy(&out.get_output().stderr).to_string()
+}
+
+/// A typo in a function name and a setting the config does not have are
+/// `validate` errors, shown as rustc shows them; the running daemon
+/// refuses such a reload and keeps its rules.
+#[test]
+fn validate_finds_unknown_functions_and_settings_with_a_caret() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "escalate",
+        "ticket.created",
+        "if settings.lead != () {\n    set_ticket_owner(event.ticket, settings.lead);\n}\nclose_conversaton(event.conversation);\n",
+    );
+    let stderr = validate_stderr(&inbox, &[]);
+    assert!(
+        stderr.contains(
+            "rules/escalate.rhai:1:13: `settings.lead` is not set in the config's [settings]"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rules/escalate.rhai:4:1: unknown function `close_conversaton`; did you mean `close_conversation`?"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(" 4 | close_conversaton(event.conversation);\n   | ^\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 error(s)"), "{stderr}");
+
+    // The same typo saved while the daemon runs: refused, rules kept.
+    let fixed = Inbox::with_settings("lead = \"ann\"");
+    fixed.add_rule(
+        "escalate",
+        "ticket.created",
+        "set_ticket_owner(event.ticket, settings.lead);\n",
+    );
+    fixed.cmd().arg("validate").assert().success();
+    let _daemon = fixed.start(&[]);
+    fixed.write(
+        "rules/escalate.rhai",
+        "set_ticket_ownr(event.ticket, settings.lead);\n",
+    );
+    wait_until("the refused reload", || {
+        fixed.status()["daemon"]["reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("set_ticket_ownr"))
+    });
+    fixed.enqueue(&lines(&[
+        conversation_created("e1", "c1"),
+        ticket_created("e2", "T", "c1"),
+    ]));
+    assert_eq!(fixed.wait_outcome("e2").0, "applied");
+    assert_eq!(fixed.ticket("T")["owner"], "ann");
+}
+
+/// Rules that cannot work as configured are errors; a script no rule runs
+/// is a warning.
+#[test]
+fn validate_finds_what_cannot_work_and_warns_of_unused_scripts() {
+    let inbox = Inbox::new();
+    inbox.write("rules/forgotten.rhai", "log(\"never\");\n");
+    let out = inbox.cmd().arg("validate").assert().success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains("forgotten.rhai: no rule of any pipeline runs this script"),
+        "{stderr}"
+    );
+
+    let no_pipeline = Inbox::new();
+    std::fs::remove_file(no_pipeline.path("rules/pipeline.toml")).unwrap();
+    assert!(validate_stderr(&no_pipeline, &[]).contains("has no pipeline"));
+
+    let no_closed = Inbox::new();
+    let config = no_closed
+        .read("config/inboxd.toml")
+        .replace("{ id = \"closed\", closed = true }", "{ id = \"done\" }");
+    no_closed.write("config/inboxd.toml", &config);
+    assert!(validate_stderr(&no_closed, &[]).contains("no stage is closed"));
+
+    let file_as_dir = Inbox::new();
+    let config = file_as_dir
+        .read("config/inboxd.toml")
+        .replace("dir = \"../rules\"", "dir = \"../rules/pipeline.toml\"");
+    file_as_dir.write("config/inboxd.toml", &config);
+    assert!(validate_stderr(&file_as_dir, &[]).contains("is not a directory"));
+}

@@ -157,10 +157,9 @@ fn hostile_scripts_fail_their_event_within_bounds() {
             "h.rhai:1:",
         ),
         ("import", "import \"/etc/passwd\" as p;\n", "modules"),
-        ("env", "let home = env(\"HOME\");\n", "Function not found"),
         (
-            "file",
-            "let f = open_file(\"/etc/passwd\");\n",
+            "env",
+            "let f = Fn(\"env\"); let home = f.call(\"HOME\");\n",
             "Function not found",
         ),
         (
@@ -196,6 +195,8 @@ fn scripts_that_break_compile_time_limits_are_refused_by_validate() {
         ("nested", nested),
         ("eval", "eval(\"1\");\n".to_string()),
         ("functions", many_functions),
+        ("env", "let home = env(\"HOME\");\n".to_string()),
+        ("file", "let f = open_file(\"/etc/passwd\");\n".to_string()),
     ] {
         let inbox = Inbox::new();
         inbox.add_rule("h", "conversation.created", &script);
