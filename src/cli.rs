@@ -108,6 +108,11 @@ pub enum Command {
         /// The candidate rules (default: the configured ones).
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
+        /// A candidate config: its [settings] and ticket stages are used for
+        /// every event (and its rules, without --rules). Without it, each
+        /// event runs under the settings and stages it was processed under.
+        #[arg(long, value_name = "FILE")]
+        candidate_config: Option<PathBuf>,
         /// Compare only events processed at or after this position (see `events`).
         #[arg(long, value_name = "SEQ")]
         from: Option<i64>,

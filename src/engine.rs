@@ -16,7 +16,7 @@ use crate::report::{Firing, Outcome, Report};
 use crate::ruleset::{script_scope, Rule, RuleSet};
 use crate::script::{describe, sandboxed_engine, with_time_limit, Deadlines};
 use crate::script_log::ScriptLog;
-use crate::store::{Queued, Recorded, Store};
+use crate::store::{Queued, Recorded, RecordedConfig, Store};
 use crate::unit::{Pending, Unit};
 use crate::working::{Cause, Working};
 
@@ -29,6 +29,9 @@ pub struct Processor {
     deadlines: Rc<Deadlines>,
     script_log: Rc<ScriptLog>,
     unit: Rc<RefCell<Unit>>,
+    /// The store's rollback count when this RuleSet's config was last
+    /// recorded in the open transaction (`None`: not yet).
+    remembered: Option<u64>,
     /// Whether event ids are done (applied or rejected), looked up for a
     /// whole batch at once; valid for the current transaction only.
     known_done: HashMap<String, bool>,
@@ -50,6 +53,7 @@ impl Processor {
             scripts,
             deadlines,
             script_log,
+            remembered: None,
             unit,
             known_done: HashMap::new(),
         }
@@ -88,6 +92,7 @@ impl Processor {
 
     /// Swaps the RuleSet; called between two events only.
     pub fn set_rules(&mut self, rules: RuleSet) {
+        self.remembered = None;
         self.unit.borrow_mut().stages = rules.config.stages.clone();
         self.rules = rules;
     }
@@ -119,6 +124,7 @@ impl Processor {
         if in_transaction && !self.store.in_transaction() {
             return Err(transaction_lost(report.reason.as_deref()));
         }
+        self.remember_rules()?;
         self.store.record(&Recorded {
             queue_seq,
             event_id: &event.id,
@@ -171,6 +177,25 @@ impl Processor {
                 Ok(Err(e))
             }
         }
+    }
+
+    /// Records the config the rules run under, with the first outcome
+    /// they record (again after a rollback took it away).
+    fn remember_rules(&mut self) -> rusqlite::Result<()> {
+        let rollbacks = self.store.rollbacks();
+        if self.remembered == Some(rollbacks) {
+            return Ok(());
+        }
+        let config = &self.rules.config;
+        self.store.remember_ruleset(
+            &self.rules.version,
+            &RecordedConfig {
+                settings: config.settings.clone(),
+                stages: config.stages.clone(),
+            },
+        )?;
+        self.remembered = Some(rollbacks);
+        Ok(())
     }
 
     /// Records a queued event that cannot be read as failed; once the

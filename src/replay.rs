@@ -6,6 +6,11 @@
 //! Events before the chosen window are replayed too (under the candidate
 //! rules), so that the window starts from the state those rules would have
 //! produced; only events inside the window are compared.
+//!
+//! Each event runs under the config it ran under when it was processed
+//! (the `[settings]` and ticket stages recorded with its ruleset version),
+//! so that unchanged rules find no difference; a candidate config given
+//! instead is used for every event.
 
 use std::fmt::Write as _;
 use std::rc::Rc;
@@ -25,33 +30,62 @@ use crate::store::{LoggedEvent, Store};
 pub struct Window {
     pub from_seq: Option<i64>,
     pub to_seq: Option<i64>,
-    /// RFC 3339; compared with the time each event was processed.
-    pub since: Option<String>,
-    pub until: Option<String>,
+    /// Compared with the time each event was processed.
+    pub since: Option<time::OffsetDateTime>,
+    pub until: Option<time::OffsetDateTime>,
 }
 
 impl Window {
+    /// A window; `since` and `until` are RFC 3339 times, checked here,
+    /// before any history is read.
+    pub fn new(
+        from_seq: Option<i64>,
+        to_seq: Option<i64>,
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> anyhow::Result<Window> {
+        let time = |flag: &str, text: Option<&str>| -> anyhow::Result<_> {
+            text.map(|t| {
+                parse_time(t).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--{flag} {t:?} is not an RFC 3339 time (like 2026-01-31T09:00:00Z): {e}"
+                    )
+                })
+            })
+            .transpose()
+        };
+        Ok(Window {
+            from_seq,
+            to_seq,
+            since: time("since", since)?,
+            until: time("until", until)?,
+        })
+    }
+
     fn contains(&self, entry: &LoggedEvent) -> anyhow::Result<bool> {
         if self.from_seq.is_some_and(|s| entry.seq < s)
             || self.to_seq.is_some_and(|s| entry.seq > s)
         {
             return Ok(false);
         }
-        let at = parse_time(&entry.processed_at)?;
-        let before = |bound: &Option<String>| -> anyhow::Result<Option<time::OffsetDateTime>> {
-            Ok(match bound {
-                Some(t) => Some(
-                    parse_time(t)
-                        .map_err(|e| anyhow::anyhow!("{t:?} is not an RFC 3339 time: {e}"))?,
-                ),
-                None => None,
-            })
-        };
-        if before(&self.since)?.is_some_and(|since| at < since) {
-            return Ok(false);
+        if self.since.is_none() && self.until.is_none() {
+            return Ok(true);
         }
-        Ok(before(&self.until)?.is_none_or(|until| at <= until))
+        let at = parse_time(&entry.processed_at)?;
+        Ok(
+            self.since.is_none_or(|since| at >= since)
+                && self.until.is_none_or(|until| at <= until),
+        )
     }
+}
+
+/// The candidate rules, under the config each event met (or one config
+/// for all, when a candidate config is given).
+pub struct Candidate {
+    /// The candidate rules under the candidate config.
+    pub rules: RuleSet,
+    /// Use the candidate config for every event, not the recorded ones.
+    pub config_given: bool,
 }
 
 /// What one event did, or would do.
@@ -79,26 +113,93 @@ pub struct ReplayReport {
     pub replayed: usize,
     pub compared: usize,
     pub differences: Vec<Difference>,
+    /// Runs of events whose ruleset's config was not recorded (processed
+    /// by an older inboxd): they were replayed under the current config.
+    pub unrecorded_configs: usize,
 }
 
-pub fn replay(history: &Store, rules: RuleSet, window: &Window) -> anyhow::Result<ReplayReport> {
+/// The candidate RuleSet for each recorded config, built once each.
+struct Configs<'a> {
+    history: &'a Store,
+    candidate: &'a Candidate,
+    built: std::collections::HashMap<String, (RuleSet, bool)>,
+}
+
+impl<'a> Configs<'a> {
+    fn new(history: &'a Store, candidate: &'a Candidate) -> Self {
+        Configs {
+            history,
+            candidate,
+            built: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The candidate rules under the config `version` ran under, and
+    /// whether that config was recorded.
+    fn rules_for(&mut self, version: &str) -> anyhow::Result<(RuleSet, bool)> {
+        if let Some((rules, recorded)) = self.built.get(version) {
+            return Ok((rules.clone(), *recorded));
+        }
+        let rules = &self.candidate.rules;
+        let recorded = if self.candidate.config_given {
+            None
+        } else {
+            self.history.recorded_ruleset(version)?
+        };
+        let built = match &recorded {
+            None => rules.clone(),
+            Some(config) => {
+                let mut under = rules.config.clone();
+                under.settings = config.settings.clone();
+                under.stages = config.stages.clone();
+                RuleSet::load(under, Some(&rules.rules_dir)).map_err(|problems| {
+                    anyhow::anyhow!(
+                        "the candidate rules do not load under the config ruleset {version} ran under: {}",
+                        crate::diagnostic::Diagnostics(problems)
+                    )
+                })?
+            }
+        };
+        let recorded = recorded.is_some() || self.candidate.config_given;
+        self.built
+            .insert(version.to_string(), (built.clone(), recorded));
+        Ok((built, recorded))
+    }
+}
+
+pub fn replay(
+    history: &Store,
+    candidate: Candidate,
+    window: &Window,
+) -> anyhow::Result<ReplayReport> {
     let entries = history.logged_events()?;
     let scratch = Rc::new(Store::open_in_memory()?);
-    let ruleset = rules.version.clone();
-    let mut processor = Processor::new(Rc::clone(&scratch), rules);
+    let ruleset = candidate.rules.version.clone();
+    let mut configs = Configs::new(history, &candidate);
+    let mut processor = Processor::new(Rc::clone(&scratch), candidate.rules.clone());
     let bar = progress_bar(entries.len() as u64, "replaying");
     let mut report = ReplayReport {
         ruleset,
         replayed: 0,
         compared: 0,
         differences: Vec::new(),
+        unrecorded_configs: 0,
     };
     scratch.begin()?;
+    let mut running_under = None;
     for entry in &entries {
         bar.inc(1);
         let Ok(event) = serde_json::from_str::<Event>(&entry.body) else {
             continue; // recorded as unreadable: nothing to replay
         };
+        if running_under.as_deref() != Some(entry.ruleset.as_str()) {
+            let (rules, recorded) = configs.rules_for(&entry.ruleset)?;
+            if !recorded {
+                report.unrecorded_configs += 1;
+            }
+            processor.set_rules(rules);
+            running_under = Some(entry.ruleset.clone());
+        }
         let candidate = processor.process(&event, None)?;
         report.replayed += 1;
         if !window.contains(entry)? {
@@ -174,6 +275,12 @@ impl ReplayReport {
             self.differences.len(),
             self.compared
         );
+        if self.unrecorded_configs > 0 {
+            let _ = writeln!(
+                out,
+                "note: some events were processed before inboxd recorded the config of each ruleset; they ran again under the current config"
+            );
+        }
         out
     }
 }

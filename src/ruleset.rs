@@ -32,6 +32,7 @@ impl Rule {
 }
 
 /// Everything the engine needs to apply the policies.
+#[derive(Clone)]
 pub struct RuleSet {
     pub config: Config,
     pub rules_dir: PathBuf,

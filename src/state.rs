@@ -155,8 +155,23 @@ pub struct Stage {
 }
 
 /// The ticket pipeline: its stages, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Stage>", into = "Vec<Stage>")]
 pub struct Stages(Vec<Stage>);
+
+impl TryFrom<Vec<Stage>> for Stages {
+    type Error = String;
+
+    fn try_from(stages: Vec<Stage>) -> Result<Self, String> {
+        Stages::new(stages)
+    }
+}
+
+impl From<Stages> for Vec<Stage> {
+    fn from(stages: Stages) -> Self {
+        stages.0
+    }
+}
 
 impl Default for Stages {
     /// HubSpot's support pipeline.

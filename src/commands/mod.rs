@@ -36,19 +36,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => rules::test(&config, filter.as_deref(), rules.as_deref(), format),
         Command::Replay {
             rules,
+            candidate_config,
             from,
             to,
             since,
             until,
             format,
         } => {
-            let window = crate::replay::Window {
-                from_seq: from,
-                to_seq: to,
-                since,
-                until,
+            let window = crate::replay::Window::new(from, to, since.as_deref(), until.as_deref())?;
+            let candidate = rules::Candidate {
+                rules: rules.as_deref(),
+                config: candidate_config.as_deref(),
             };
-            rules::replay(&config, rules.as_deref(), &window, format)
+            rules::replay(&config, &candidate, &window, format)
         }
         Command::Export => inspect::export(&config),
         Command::Events { outcome, format } => inspect::events(&config, outcome, format),

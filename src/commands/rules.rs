@@ -120,14 +120,27 @@ pub fn test(
     })
 }
 
+/// What `replay` tries: rules, a config, or both.
+pub struct Candidate<'a> {
+    pub rules: Option<&'a Path>,
+    pub config: Option<&'a Path>,
+}
+
 pub fn replay(
     config_file: &Path,
-    rules_dir: Option<&Path>,
+    candidate: &Candidate,
     window: &crate::replay::Window,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let candidate = crate::daemon::load(config_file, rules_dir)?;
-    let store = open_for_reading(&candidate.config)?;
+    // The history is the configured store's; the candidate config brings
+    // settings, stages (and rules, without --rules) only.
+    let config = Config::load(config_file)?;
+    let rules = crate::daemon::load(candidate.config.unwrap_or(config_file), candidate.rules)?;
+    let store = open_for_reading(&config)?;
+    let candidate = crate::replay::Candidate {
+        rules,
+        config_given: candidate.config.is_some(),
+    };
     let report = crate::replay::replay(&store, candidate, window)?;
     emit(format, &report, crate::replay::ReplayReport::to_text)?;
     Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@ mod checkpoint;
 mod entities;
 mod log;
 mod queue;
+mod rulesets;
 mod schema;
 mod status;
 
@@ -25,6 +26,7 @@ pub use audit::AuditRow;
 pub use checkpoint::Checkpointer;
 pub use log::{LoggedEvent, OutcomeRow, Recorded};
 pub use queue::{doorbell_path, queue_path, Queue, QueuePosition, Queued};
+pub use rulesets::RecordedConfig;
 pub use status::DaemonStatus;
 
 /// A connection to the inboxd database.

@@ -100,6 +100,16 @@ CREATE TABLE queue_position (
     seq   INTEGER NOT NULL
 );
 "#,
+    r#"
+-- The config each ruleset version ran under (JSON of its [settings] and
+-- ticket stages), recorded with the first event it processed: `replay`
+-- runs each event again under the config it met.
+CREATE TABLE rulesets (
+    version  TEXT PRIMARY KEY,
+    settings TEXT NOT NULL,
+    stages   TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Brings the schema up to date, in one transaction.

@@ -255,3 +255,63 @@ fn validate_finds_what_cannot_work_and_warns_of_unused_scripts() {
     file_as_dir.write("config/inboxd.toml", &config);
     assert!(validate_stderr(&file_as_dir, &[]).contains("is not a directory"));
 }
+
+fn replay_json(inbox: &Inbox, args: &[&str]) -> serde_json::Value {
+    let out = inbox
+        .cmd()
+        .arg("replay")
+        .args(args)
+        .args(["--format", "json"])
+        .assert()
+        .success();
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
+/// Settings changed between events: replay with unchanged rules runs each
+/// event under the settings it met and finds nothing; a candidate config
+/// is used for every event when given.
+#[test]
+fn replay_runs_each_event_under_the_config_it_met() {
+    let inbox = Inbox::new();
+    inbox.send(&[conversation_created("e1", "c1")]);
+    let config = inbox.read("config/inboxd.toml");
+    let auto = config.replace("auto_ticket = false", "auto_ticket = true");
+    assert_ne!(auto, config);
+    inbox.write("config/inboxd.toml", &auto);
+    inbox.send(&[conversation_created("e2", "c2")]);
+    assert_eq!(inbox.conversation("c2")["ticket"], "ticket-c2");
+    assert_eq!(inbox.conversation("c1")["ticket"], serde_json::Value::Null);
+
+    let report = replay_json(&inbox, &[]);
+    assert_eq!(report["compared"], 2);
+    assert_eq!(report["differences"], json!([]), "{report}");
+
+    // Every event under the first config: e2 would create no ticket.
+    inbox.write("config/candidate.toml", &config);
+    let report = replay_json(&inbox, &["--candidate-config", "config/candidate.toml"]);
+    let differences = report["differences"].as_array().unwrap();
+    assert_eq!(differences.len(), 1, "{report}");
+    assert_eq!(differences[0]["event"], "e2");
+}
+
+/// Bad arguments are refused before the history is read.
+#[test]
+fn replay_refuses_bad_windows_and_rules_without_pipeline() {
+    let inbox = Inbox::new();
+    inbox.send(&[conversation_created("e1", "c1")]);
+    inbox
+        .cmd()
+        .args(["replay", "--since", "yesterday"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "--since \"yesterday\" is not an RFC 3339 time",
+        ));
+    std::fs::create_dir_all(inbox.path("empty")).unwrap();
+    inbox
+        .cmd()
+        .args(["replay", "--rules", "empty"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("has no pipeline"));
+}
