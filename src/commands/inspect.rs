@@ -43,8 +43,8 @@ pub fn events(
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default();
                 format!(
-                    "#{} {} {} {} {}{reason}\n",
-                    row.seq, row.processed_at, row.id, row.event_type, row.outcome
+                    "#{} {} {} {} {} [ruleset {}]{reason}\n",
+                    row.seq, row.processed_at, row.id, row.event_type, row.outcome, row.ruleset
                 )
             })
             .collect()

@@ -33,7 +33,7 @@ pub fn enqueue(
     let bar = crate::progress::progress_bar(events.len() as u64, "enqueueing");
     queue
         .enqueue_with(&events, &now_rfc3339(), || bar.inc(1))
-        .context("cannot write to the queue")?;
+        .map_err(|e| explain_write_error(e, &config))?;
     bar.finish_and_clear();
     eprintln!("enqueued {} event(s)", events.len());
     Ok(ExitCode::SUCCESS)
@@ -81,6 +81,23 @@ pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<Ex
         .context("cannot write to the queue")?;
     eprintln!("queued {} failed event(s) again", events.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A refused write, with what the user needs when it is a permission.
+fn explain_write_error(error: rusqlite::Error, config: &Config) -> anyhow::Error {
+    let read_only = matches!(
+        &error,
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ReadOnly
+    );
+    let error = anyhow::Error::new(error).context("cannot write to the queue");
+    if !read_only {
+        return error;
+    }
+    let queue = crate::store::queue_path(&config.store_path);
+    error.context(format!(
+        "this user may not write {} and its directory: add it to the daemon's group (see README, \"Running as a service\")",
+        queue.display()
+    ))
 }
 
 /// Producers write only to the queue, but refuse to feed a store that is

@@ -10,5 +10,6 @@ mod input;
 mod model;
 mod newcomer;
 mod policies;
+mod readme;
 mod reliability;
 mod rules;

@@ -315,3 +315,79 @@ fn replay_refuses_bad_windows_and_rules_without_pipeline() {
         .failure()
         .stderr(predicate::str::contains("has no pipeline"));
 }
+
+/// A user who may read the store but not write it: `status` tells that
+/// the daemon runs (its lock is probed with read access), `export` works,
+/// and `enqueue` says what is missing. Needs root to switch user; skipped
+/// with a message otherwise.
+#[test]
+fn a_user_who_may_only_read_sees_the_daemon_and_is_told_why_enqueue_fails() {
+    let as_nobody = |inbox: &Inbox, args: &[&str], input: &str| {
+        let mut child = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(assert_cmd::cargo::cargo_bin("inboxd"))
+            .args(args)
+            .current_dir(inbox.path(""))
+            .env_remove("INBOXD_CONFIG")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let probe = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: switching to user nobody needs root and runuser");
+        return;
+    }
+    let inbox = Inbox::new();
+    inbox.send(&[conversation_created("e1", "c1")]);
+    let _daemon = inbox.start(&[]);
+    // Readable by all, as a store in a world-readable directory is.
+    let mut dir = inbox.path("");
+    while dir.parent().is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode | 0o005)).unwrap();
+        if dir == std::env::temp_dir() {
+            break;
+        }
+        dir.pop();
+    }
+    let status = as_nobody(&inbox, &["status", "--format", "json"], "");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["running"], true, "{status}");
+    let export = as_nobody(&inbox, &["export"], "");
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let enqueue = as_nobody(
+        &inbox,
+        &["enqueue"],
+        &lines(&[conversation_created("e2", "c2")]),
+    );
+    assert!(!enqueue.status.success());
+    let stderr = String::from_utf8_lossy(&enqueue.stderr);
+    assert!(
+        stderr.contains("may not write") && stderr.contains("inboxd.db.queue"),
+        "{stderr}"
+    );
+}
