@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod engine;
 pub mod event;
+pub mod event_lines;
 pub mod explain;
 pub mod export;
 pub mod health;

@@ -1,5 +1,6 @@
 //! `enqueue` and `retry`: putting events in the queue.
 
+use std::io::{BufRead, Seek};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -8,7 +9,7 @@ use anyhow::Context;
 use super::read_input;
 use crate::cli::InputFormat;
 use crate::config::Config;
-use crate::event::{now_rfc3339, parse_batch, Event};
+use crate::event::{now_rfc3339, Event};
 use crate::store::{Queue, Store};
 
 pub fn enqueue(
@@ -17,26 +18,80 @@ pub fn enqueue(
     format: InputFormat,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
-    let (name, text) = read_input(file)?;
-    let events = match format {
-        InputFormat::Inbox => parse_batch(&text, &config.stages),
-        InputFormat::Hubspot => crate::hubspot::map(&text, &config.stages).map(|mapped| {
+    let now = now_rfc3339();
+    let count = match format {
+        InputFormat::Inbox => enqueue_lines(&config, file, &now)?,
+        InputFormat::Hubspot => {
+            let (name, text) = read_input(file)?;
+            let mapped = crate::hubspot::map(&text, &config.stages)
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             for skipped in &mapped.skipped {
                 eprintln!("skipped {skipped}");
             }
-            mapped.events
-        }),
-    }
-    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    check_store(&config)?;
-    let queue = Queue::open(&config.store_path, config.synchronous)?;
-    let bar = crate::progress::progress_bar(events.len() as u64, "enqueueing");
-    queue
-        .enqueue_with(&events, &now_rfc3339(), || bar.inc(1))
-        .map_err(|e| explain_write_error(e, &config))?;
-    bar.finish_and_clear();
-    eprintln!("enqueued {} event(s)", events.len());
+            check_store(&config)?;
+            let queue = Queue::open(&config.store_path, config.synchronous)?;
+            queue
+                .enqueue(&mapped.events, &now)
+                .map_err(|e| explain_write_error(e.into(), &config))?;
+            mapped.events.len()
+        }
+    };
+    eprintln!("enqueued {count} event(s)");
     Ok(ExitCode::SUCCESS)
+}
+
+/// JSON Lines from a file or standard input, with memory bounded whatever
+/// their size: each line is validated and staged in a temporary file as it
+/// is read; only once every line is valid are they queued, in one
+/// transaction (so the queue's write lock is not held while a slow
+/// producer writes its input).
+fn enqueue_lines(config: &Config, file: Option<&Path>, now: &str) -> anyhow::Result<usize> {
+    let (name, mut input) = open_input(file)?;
+    let mut staging = std::io::BufWriter::new(
+        tempfile::tempfile().context("cannot create a temporary file to stage the events")?,
+    );
+    let count = crate::event_lines::read(&mut input, &config.stages, now, |staged| {
+        crate::event_lines::write_staged(&mut staging, &staged)
+    })
+    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let mut staged = staging
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("cannot stage the events")?;
+    staged.seek(std::io::SeekFrom::Start(0))?;
+    check_store(config)?;
+    let queue = Queue::open(&config.store_path, config.synchronous)?;
+    let bar = crate::progress::progress_bar(count as u64, "enqueueing");
+    let lines = std::io::BufReader::new(staged).lines().map(|line| {
+        line.and_then(|l| {
+            crate::event_lines::read_staged(&l).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "a staged line is damaged")
+            })
+        })
+    });
+    queue
+        .enqueue_staged(lines, now, || bar.inc(1))
+        .map_err(|e| explain_write_error(e, config))?;
+    bar.finish_and_clear();
+    Ok(count)
+}
+
+/// The input as a buffered reader, with the name errors give it.
+fn open_input(file: Option<&Path>) -> anyhow::Result<(String, Box<dyn BufRead>)> {
+    match file {
+        Some(path) if path != Path::new("-") => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok((
+                path.display().to_string(),
+                Box::new(std::io::BufReader::with_capacity(1 << 16, file)),
+            ))
+        }
+        _ => Ok((
+            "stdin".to_string(),
+            Box::new(std::io::BufReader::with_capacity(1 << 16, std::io::stdin())),
+        )),
+    }
 }
 
 pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<ExitCode> {
@@ -84,12 +139,14 @@ pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<Ex
 }
 
 /// A refused write, with what the user needs when it is a permission.
-fn explain_write_error(error: rusqlite::Error, config: &Config) -> anyhow::Error {
-    let read_only = matches!(
-        &error,
-        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ReadOnly
-    );
-    let error = anyhow::Error::new(error).context("cannot write to the queue");
+fn explain_write_error(error: anyhow::Error, config: &Config) -> anyhow::Error {
+    let read_only = error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ReadOnly
+        )
+    });
+    let error = error.context("cannot write to the queue");
     if !read_only {
         return error;
     }

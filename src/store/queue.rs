@@ -168,6 +168,40 @@ impl Queue {
         }
     }
 
+    /// Adds staged events (`event_lines`) at the end of the queue, all or
+    /// none, calling `progress` after each.
+    pub fn enqueue_staged(
+        &self,
+        staged: impl Iterator<Item = std::io::Result<crate::event_lines::Staged>>,
+        now: &str,
+        mut progress: impl FnMut(),
+    ) -> anyhow::Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let insert = || -> anyhow::Result<()> {
+            let mut statement = self.conn.prepare_cached(
+                "INSERT INTO queue (event_id, body, enqueued_at) VALUES (?1, ?2, ?3)",
+            )?;
+            for event in staged {
+                let event = event.context("cannot read the staged events")?;
+                statement.execute(params![event.id, event.body, now])?;
+                progress();
+            }
+            drop(statement);
+            self.conn.execute_batch("COMMIT")?;
+            Ok(())
+        };
+        match insert() {
+            Ok(()) => {
+                self.ring_doorbell();
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
     /// Tells a watching daemon that events were committed. Best effort: a
     /// daemon that misses it finds the events at its next poll. Never
     /// through a link put in the doorbell's place, which would truncate

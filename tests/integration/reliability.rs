@@ -440,7 +440,16 @@ fn a_full_disk_is_a_clear_error_and_commits_nothing_half_way() {
     inbox.write("events.jsonl", &lines(&events));
     inbox.enqueue(""); // an empty store
 
+    // Too small even to stage the input (enqueue stages it in a temporary
+    // file before it queues it).
     let out = with_size_limit(&inbox, 200, "enqueue events.jsonl");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot stage the event"), "{stderr}");
+    assert_eq!(inbox.status()["queued"], 0, "a batch was queued in part");
+    // Room to stage it, not to queue it.
+    let input_kb = std::fs::metadata(inbox.path("events.jsonl")).unwrap().len() / 1024;
+    let out = with_size_limit(&inbox, input_kb as u32 * 5 / 4, "enqueue events.jsonl");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot write to the queue"), "{stderr}");

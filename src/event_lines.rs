@@ -1,0 +1,158 @@
+//! Reading JSON Lines of events from a file or a pipe, one line at a time,
+//! so that memory stays bounded whatever the size of the input: a line
+//! longer than an event may be is refused without being held, and the
+//! events read are written out (to a file that `enqueue` queues from once
+//! the whole input is valid) instead of kept.
+
+use std::io::{BufRead, Write};
+
+use crate::event::{limits::MAX_EVENT_BYTES, Event};
+use crate::state::Stages;
+
+/// One event ready for the queue: its id and its JSON, `at` filled in.
+pub struct Staged {
+    pub id: String,
+    pub body: String,
+}
+
+/// Reads every line of `input`, validates it, and hands each event to
+/// `sink` with its `at` filled in with `now` when absent. Blank lines are
+/// skipped; the first bad line stops everything, named by its 1-based
+/// number; a UTF-8 byte-order mark at the start is skipped.
+pub fn read(
+    input: &mut impl BufRead,
+    stages: &Stages,
+    now: &str,
+    mut sink: impl FnMut(Staged) -> std::io::Result<()>,
+) -> Result<usize, String> {
+    let mut line = Vec::with_capacity(4096);
+    let mut number = 0;
+    let mut count = 0;
+    loop {
+        number += 1;
+        let too_long = match next_line(input, &mut line, MAX_EVENT_BYTES) {
+            Ok(None) => return Ok(count),
+            Ok(Some(too_long)) => too_long,
+            Err(e) => return Err(format!("line {number}: cannot read: {e}")),
+        };
+        if too_long {
+            return Err(format!(
+                "line {number}: the event is more than {MAX_EVENT_BYTES} bytes long; at most {MAX_EVENT_BYTES} are allowed"
+            ));
+        }
+        let bytes = if number == 1 {
+            line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&line)
+        } else {
+            &line
+        };
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| format!("line {number}: not valid UTF-8"))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let mut event = Event::parse(text, stages).map_err(|e| format!("line {number}: {e}"))?;
+        event.at.get_or_insert_with(|| now.to_string());
+        let staged = Staged {
+            id: event.id.clone(),
+            body: event.to_json(),
+        };
+        sink(staged).map_err(|e| format!("line {number}: cannot stage the event: {e}"))?;
+        count += 1;
+    }
+}
+
+/// Reads one line (without its end) into `line`, keeping at most `max`
+/// bytes: `Some(true)` if it was longer (the rest is read and dropped),
+/// `None` at the end of the input.
+fn next_line(
+    input: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    line.clear();
+    let mut too_long = false;
+    let mut read_any = false;
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            return Ok(read_any.then_some(too_long));
+        }
+        read_any = true;
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(end) => (&available[..end], Some(end + 1)),
+            None => (available, None),
+        };
+        if line.len() + chunk.len() > max {
+            too_long = true;
+        } else {
+            line.extend_from_slice(chunk);
+        }
+        let used = done.unwrap_or(available.len());
+        input.consume(used);
+        if done.is_some() {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Ok(Some(too_long));
+        }
+    }
+}
+
+/// Writes staged events as `id<TAB>body` lines (ids hold no control
+/// characters, bodies are one-line JSON).
+pub fn write_staged(out: &mut impl Write, staged: &Staged) -> std::io::Result<()> {
+    writeln!(out, "{}\t{}", staged.id, staged.body)
+}
+
+/// Reads back what `write_staged` wrote.
+pub fn read_staged(line: &str) -> Option<Staged> {
+    let (id, body) = line.split_once('\t')?;
+    Some(Staged {
+        id: id.to_string(),
+        body: body.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(input: &[u8]) -> Result<Vec<Staged>, String> {
+        let mut staged = Vec::new();
+        read(
+            &mut &input[..],
+            &Stages::default(),
+            "2026-01-01T00:00:00Z",
+            |s| {
+                staged.push(s);
+                Ok(())
+            },
+        )?;
+        Ok(staged)
+    }
+
+    #[test]
+    fn lines_are_read_one_by_one_with_at_filled_in() {
+        let input = b"\xEF\xBB\xBF{\"id\":\"a\",\"type\":\"conversation.created\",\"conversation\":\"c\"}\r\n\n{\"id\":\"b\",\"type\":\"conversation.closed\",\"conversation\":\"c\",\"at\":\"2025-01-01T00:00:00Z\"}";
+        let staged = read_all(input).unwrap();
+        assert_eq!(staged.len(), 2);
+        assert!(staged[0].body.contains("\"at\":\"2026-01-01T00:00:00Z\""));
+        assert!(staged[1].body.contains("2025-01-01"));
+        let back = read_staged(&format!("{}\t{}", staged[0].id, staged[0].body)).unwrap();
+        assert_eq!(back.id, "a");
+    }
+
+    #[test]
+    fn a_line_too_long_is_refused_without_being_held() {
+        let mut input = vec![b'x'; 10 * MAX_EVENT_BYTES];
+        input.extend_from_slice(b"\n");
+        let err = read_all(&input).err().unwrap();
+        assert!(err.starts_with("line 1: the event is more than"), "{err}");
+        let err = read_all(
+            b"{\"id\":\"a\",\"type\":\"conversation.created\",\"conversation\":\"c\"}\n\n\xff\n",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err, "line 3: not valid UTF-8");
+    }
+}
