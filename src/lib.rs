@@ -20,6 +20,7 @@ pub mod health;
 pub mod hubspot;
 pub mod init;
 pub mod lock;
+pub mod memory;
 pub mod patience;
 pub mod pipeline;
 pub mod poison_guard;

@@ -69,5 +69,8 @@ fn report(error: &anyhow::Error) {
     );
 }
 
+/// mimalloc (the engine allocates many small strings and maps), counted so
+/// that a script taking too much memory is stopped (`inboxd::memory`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: inboxd::memory::Counting<mimalloc::MiMalloc> =
+    inboxd::memory::Counting(mimalloc::MiMalloc);

@@ -34,6 +34,10 @@ pub mod limits {
     pub const MAX_LOG_LINES: usize = 100;
     /// Bytes that the scripts of one event may log.
     pub const MAX_LOG_BYTES: usize = 64 * 1024;
+    /// Memory the rule runs of one event may hold beyond what the daemon
+    /// held when the event started (all values together: Rhai's limits
+    /// bound each one).
+    pub const MAX_EVENT_MEMORY: usize = 128 * 1024 * 1024;
 }
 
 /// The time limits of script runs: each run, and all the runs of one event
@@ -44,6 +48,8 @@ pub struct Deadlines {
     run_started: Cell<Instant>,
     event_started: Cell<Instant>,
     event_limit: Cell<Duration>,
+    /// Memory in use when the event started.
+    memory_at_start: Cell<usize>,
 }
 
 impl Deadlines {
@@ -52,6 +58,7 @@ impl Deadlines {
             run_started: Cell::new(Instant::now()),
             event_started: Cell::new(Instant::now()),
             event_limit: Cell::new(Duration::MAX),
+            memory_at_start: Cell::new(0),
         }
     }
 
@@ -59,6 +66,7 @@ impl Deadlines {
     pub fn start_event(&self, limit: Duration) {
         self.event_started.set(Instant::now());
         self.event_limit.set(limit);
+        self.memory_at_start.set(crate::memory::live_bytes());
     }
 
     /// Starts the clock of one run.
@@ -81,6 +89,13 @@ impl Deadlines {
     pub fn exceeded(&self) -> Option<String> {
         if let Some(reason) = self.event_exceeded() {
             return Some(reason);
+        }
+        let taken = crate::memory::live_bytes().saturating_sub(self.memory_at_start.get());
+        if taken > limits::MAX_EVENT_MEMORY {
+            return Some(format!(
+                "the event's rules hold more than {} MiB of memory",
+                limits::MAX_EVENT_MEMORY >> 20
+            ));
         }
         if self.run_started.get().elapsed() > limits::MAX_RUN_TIME {
             let limit = limits::MAX_RUN_TIME.as_secs();

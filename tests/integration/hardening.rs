@@ -671,3 +671,24 @@ fn writes_beside_the_config_do_not_reload_the_rules() {
     inbox.write("rules/probe.rhai", "");
     wait_until("a reload", || inbox.log().contains("rules reloaded"));
 }
+
+/// A rule hoarding memory through values each within Rhai's limits (a map
+/// of 10,000 strings of 32 KiB: half a gigabyte) fails its event once the
+/// event's rules hold more than 128 MiB; the daemon goes on.
+#[test]
+fn a_rule_that_hoards_memory_fails_its_event() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "hoard",
+        "conversation.created",
+        "if event.conversation == \"c1\" {\n  let m = #{};\n  let s = \"x\"; for i in 0..15 { s += s; }\n  for i in 0..9999 { m[\"k\" + i] = s + i; }\n}\n",
+    );
+    inbox.send(&[
+        conversation_created("e1", "c1"),
+        conversation_created("e2", "c2"),
+    ]);
+    let (outcome, reason) = inbox.outcome("e1");
+    assert_eq!(outcome, "failed");
+    assert!(reason.as_deref().unwrap().contains("128 MiB"), "{reason:?}");
+    assert_eq!(inbox.outcome("e2").0, "applied");
+}
