@@ -128,16 +128,19 @@ pub fn explain(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Events waiting in the queue; none if it was never written.
+/// Events waiting in the queue (and in the table an older inboxd kept
+/// them in, until a daemon moves them); none if it was never written.
 fn queue_depth(config: &Config, store: &crate::store::Store) -> anyhow::Result<u64> {
+    let legacy = store.legacy_queue_len().context("cannot read the queue")?;
     if !crate::store::queue_path(&config.store_path).exists() {
-        return Ok(0);
+        return Ok(legacy);
     }
     let queue = crate::store::Queue::open(&config.store_path, config.synchronous)?;
     let position = store
         .queue_position()
         .context("cannot read how far the queue was processed")?;
-    queue
+    let depth = queue
         .depth(position.as_ref())
-        .context("cannot read the queue")
+        .context("cannot read the queue")?;
+    Ok(depth + legacy)
 }

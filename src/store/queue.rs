@@ -358,6 +358,13 @@ impl Store {
             .collect()
     }
 
+    /// Entries an older inboxd left in this database's queue table, which
+    /// the next daemon moves to the queue file.
+    pub fn legacy_queue_len(&self) -> rusqlite::Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM queue", [], |r| r.get(0))
+    }
+
     fn clear_legacy_queue(&self) -> rusqlite::Result<()> {
         self.conn.execute("DELETE FROM queue", []).map(drop)
     }
