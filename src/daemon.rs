@@ -4,14 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::config::Config;
+pub use crate::control::Control;
 use crate::diagnostic::Diagnostics;
 use crate::engine::Processor;
 use crate::event::{now_rfc3339, Event};
@@ -34,55 +33,6 @@ const BATCH_TIME: Duration = Duration::from_millis(100);
 /// The idle daemon is woken by file events; this is the fallback in case
 /// one is missed (e.g. on a file system without notifications).
 const IDLE_POLL: Duration = Duration::from_millis(500);
-
-/// Requests to the run loop, from signal handlers and file watchers.
-pub struct Control {
-    pub stop: AtomicBool,
-    pub reload: AtomicBool,
-    wake_tx: SyncSender<()>,
-    wake_rx: Mutex<Receiver<()>>,
-}
-
-impl Default for Control {
-    fn default() -> Self {
-        // One pending wake-up is enough: the loop looks at everything.
-        let (wake_tx, wake_rx) = sync_channel(1);
-        Control {
-            stop: AtomicBool::new(false),
-            reload: AtomicBool::new(false),
-            wake_tx,
-            wake_rx: Mutex::new(wake_rx),
-        }
-    }
-}
-
-impl Control {
-    /// Wakes the loop if it is idle.
-    pub fn wake(&self) {
-        let _ = self.wake_tx.try_send(());
-    }
-
-    pub fn request_reload(&self) {
-        self.reload.store(true, Ordering::SeqCst);
-        self.wake();
-    }
-
-    pub fn request_stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.wake();
-    }
-
-    pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    /// Waits for a wake-up, at most `timeout`.
-    pub fn idle(&self, timeout: Duration) {
-        if let Ok(rx) = self.wake_rx.lock() {
-            let _ = rx.recv_timeout(timeout);
-        }
-    }
-}
 
 /// Loads config and rules, failing with every problem found.
 pub fn load(config_file: &Path, rules_dir: Option<&Path>) -> anyhow::Result<RuleSet> {

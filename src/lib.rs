@@ -9,6 +9,7 @@ pub mod change;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod diagnostic;
 pub mod engine;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::daemon::Control;
+use crate::control::Control;
 use crate::event::now_rfc3339;
 use crate::health::{is_transient, Health, StoreTrouble};
 

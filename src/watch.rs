@@ -17,7 +17,7 @@ use std::time::Duration;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
-use crate::daemon::Control;
+use crate::control::Control;
 use crate::store::doorbell_path;
 
 /// Saves come in bursts (temp file, rename, chmod...): one reload per burst.

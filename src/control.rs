@@ -1,0 +1,57 @@
+//! Requests to the daemon's run loop — stop, reload, wake up — from signal
+//! handlers, file watchers and producers' doorbells. Its own module, so
+//! that the watchers and the run loop each depend on it, not on each other.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Requests to the run loop, from signal handlers and file watchers.
+pub struct Control {
+    pub stop: AtomicBool,
+    pub reload: AtomicBool,
+    wake_tx: SyncSender<()>,
+    wake_rx: Mutex<Receiver<()>>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        // One pending wake-up is enough: the loop looks at everything.
+        let (wake_tx, wake_rx) = sync_channel(1);
+        Control {
+            stop: AtomicBool::new(false),
+            reload: AtomicBool::new(false),
+            wake_tx,
+            wake_rx: Mutex::new(wake_rx),
+        }
+    }
+}
+
+impl Control {
+    /// Wakes the loop if it is idle.
+    pub fn wake(&self) {
+        let _ = self.wake_tx.try_send(());
+    }
+
+    pub fn request_reload(&self) {
+        self.reload.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Waits for a wake-up, at most `timeout`.
+    pub fn idle(&self, timeout: Duration) {
+        if let Ok(rx) = self.wake_rx.lock() {
+            let _ = rx.recv_timeout(timeout);
+        }
+    }
+}
