@@ -167,17 +167,25 @@ impl<'a> Configs<'a> {
     }
 }
 
+/// Events replayed per transaction of the scratch store.
+const BATCH: usize = 1024;
+
 pub fn replay(
     history: &Store,
     candidate: Candidate,
     window: &Window,
 ) -> anyhow::Result<ReplayReport> {
-    let entries = history.logged_events()?;
-    let scratch = Rc::new(Store::open_in_memory()?);
+    // On disk, not in memory: the scratch holds the whole replayed state
+    // and log, and memory stays bounded whatever the size of the history.
+    let dir = tempfile::tempdir()?;
+    let scratch = Rc::new(Store::open(
+        &dir.path().join("replay.db"),
+        crate::config::Synchronous::Normal,
+    )?);
     let ruleset = candidate.rules.version.clone();
     let mut configs = Configs::new(history, &candidate);
     let mut processor = Processor::new(Rc::clone(&scratch), candidate.rules.clone());
-    let bar = progress_bar(entries.len() as u64, "replaying");
+    let bar = progress_bar(history.logged_count()?, "replaying");
     let mut report = ReplayReport {
         ruleset,
         replayed: 0,
@@ -185,50 +193,75 @@ pub fn replay(
         differences: Vec::new(),
         unrecorded_configs: 0,
     };
+    let mut running_under: Option<String> = None;
+    let mut failure: Option<anyhow::Error> = None;
     scratch.begin()?;
-    let mut running_under = None;
-    for entry in &entries {
+    let walked = history.for_each_logged_event(|entry| {
         bar.inc(1);
-        let Ok(event) = serde_json::from_str::<Event>(&entry.body) else {
-            continue; // recorded as unreadable: nothing to replay
-        };
-        if running_under.as_deref() != Some(entry.ruleset.as_str()) {
-            let (rules, recorded) = configs.rules_for(&entry.ruleset)?;
-            if !recorded {
-                report.unrecorded_configs += 1;
+        let step = (|| -> anyhow::Result<()> {
+            let Ok(event) = serde_json::from_str::<Event>(&entry.body) else {
+                return Ok(()); // recorded as unreadable: nothing to replay
+            };
+            if running_under.as_deref() != Some(entry.ruleset.as_str()) {
+                let (rules, recorded) = configs.rules_for(&entry.ruleset)?;
+                if !recorded {
+                    report.unrecorded_configs += 1;
+                }
+                processor.set_rules(rules);
+                running_under = Some(entry.ruleset.clone());
             }
-            processor.set_rules(rules);
-            running_under = Some(entry.ruleset.clone());
-        }
-        let candidate = processor.process(&event, None)?;
-        report.replayed += 1;
-        if !window.contains(entry)? {
-            continue;
-        }
-        report.compared += 1;
-        let recorded = Version {
-            outcome: entry.outcome.clone(),
-            reason: entry.reason.clone(),
-            changes: as_compared(&entry.changes),
-        };
-        let candidate = Version {
-            outcome: candidate.outcome.as_str().to_string(),
-            reason: candidate.reason.clone(),
-            changes: as_compared(&candidate.changes),
-        };
-        if recorded != candidate {
-            report.differences.push(Difference {
-                seq: entry.seq,
-                event: entry.event_id.clone(),
-                event_type: event.type_name().to_string(),
-                recorded,
-                candidate,
-            });
-        }
+            let candidate = processor.process(&event, None)?;
+            report.replayed += 1;
+            if report.replayed % BATCH == 0 {
+                scratch.commit()?;
+                scratch.begin()?;
+            }
+            if window.contains(&entry)? {
+                report.compared += 1;
+                compare(&mut report, &entry, &event, &candidate);
+            }
+            Ok(())
+        })();
+        // An error stops the walk; it is told after it.
+        step.map_err(|e| {
+            failure = Some(e);
+            rusqlite::Error::InvalidQuery
+        })
+    });
+    if let Err(e) = walked {
+        return Err(failure.take().unwrap_or_else(|| e.into()));
     }
-    scratch.rollback()?;
+    scratch.commit()?;
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// Adds a difference to `report` if the candidate differs from the record.
+fn compare(
+    report: &mut ReplayReport,
+    entry: &LoggedEvent,
+    event: &Event,
+    candidate: &crate::report::Report,
+) {
+    let recorded = Version {
+        outcome: entry.outcome.clone(),
+        reason: entry.reason.clone(),
+        changes: as_compared(&entry.changes),
+    };
+    let candidate = Version {
+        outcome: candidate.outcome.as_str().to_string(),
+        reason: candidate.reason.clone(),
+        changes: as_compared(&candidate.changes),
+    };
+    if recorded != candidate {
+        report.differences.push(Difference {
+            seq: entry.seq,
+            event: entry.event_id.clone(),
+            event_type: event.type_name().to_string(),
+            recorded,
+            candidate,
+        });
+    }
 }
 
 /// Changes as they are compared: what changed, not which rule did it.

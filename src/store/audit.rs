@@ -122,49 +122,50 @@ impl Store {
         }
         Ok(out)
     }
+}
 
-    /// Every audited change with the `processed` row of its event, as
-    /// `insert_audit` was given it, in order.
-    pub(super) fn audited_changes(&self) -> rusqlite::Result<Vec<(i64, Change)>> {
-        let rows: Vec<(i64, Change, String)> = self
-            .conn
-            .prepare(
-                "SELECT processed, cause, rule, chain, entity, entity_id, fields FROM audit ORDER BY id",
-            )?
-            .query_map([], |r| {
-                let entity: String = r.get(4)?;
-                let entity = Entity::parse(&entity).ok_or_else(|| {
-                    rusqlite::Error::InvalidColumnType(4, entity, rusqlite::types::Type::Text)
-                })?;
-                let change = Change {
-                    entity,
-                    id: r.get(5)?,
-                    field: String::new(),
-                    before: Value::Null,
-                    after: Value::Null,
-                    event: r.get(1)?,
-                    rule: r.get(2)?,
-                    chain: r.get(3)?,
-                };
-                Ok((r.get(0)?, change, r.get(6)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut out = Vec::new();
-        for (processed, change, fields) in rows {
-            for (field, before, after) in parse_fields(&fields) {
-                out.push((
-                    processed,
-                    Change {
-                        field,
-                        before,
-                        after,
-                        ..change.clone()
-                    },
-                ));
-            }
+/// Audit rows in the order they were written: grouped by `processed`, in
+/// increasing order (an event's rows are written with its outcome).
+pub(super) const AUDIT_IN_ORDER: &str =
+    "SELECT processed, cause, rule, chain, entity, entity_id, fields FROM audit ORDER BY id";
+
+/// One row of `AUDIT_IN_ORDER`: its event's `processed` seq, the change
+/// without its fields, and the fields as stored.
+pub(super) fn audit_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, Change, String)> {
+    let entity: String = r.get(4)?;
+    let entity = Entity::parse(&entity).ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(4, entity, rusqlite::types::Type::Text)
+    })?;
+    let change = Change {
+        entity,
+        id: r.get(5)?,
+        field: String::new(),
+        before: Value::Null,
+        after: Value::Null,
+        event: r.get(1)?,
+        rule: r.get(2)?,
+        chain: r.get(3)?,
+    };
+    Ok((r.get(0)?, change, r.get(6)?))
+}
+
+/// One change per field of each audit row, with the row's `processed`.
+pub(super) fn expand(rows: Vec<(i64, Change, String)>) -> Vec<(i64, Change)> {
+    let mut out = Vec::new();
+    for (processed, change, fields) in rows {
+        for (field, before, after) in parse_fields(&fields) {
+            out.push((
+                processed,
+                Change {
+                    field,
+                    before,
+                    after,
+                    ..change.clone()
+                },
+            ));
         }
-        Ok(out)
     }
+    out
 }
 
 /// `[[field, before, after], ...]`, as `insert_audit` writes it.

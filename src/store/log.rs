@@ -183,34 +183,69 @@ impl LoggedEvent {
 impl Store {
     /// Every processed event with its changes, in order.
     pub fn logged_events(&self) -> rusqlite::Result<Vec<LoggedEvent>> {
-        let mut events: Vec<LoggedEvent> = self
-            .conn
-            .prepare(
-                "SELECT seq, queue_seq, event_id, type, body, outcome, reason, ruleset, processed_at
-                 FROM processed ORDER BY seq",
-            )?
-            .query_map([], |r| {
-                Ok(LoggedEvent {
-                    seq: r.get(0)?,
-                    queue_seq: r.get(1)?,
-                    event_id: r.get(2)?,
-                    event_type: r.get(3)?,
-                    body: r.get(4)?,
-                    outcome: r.get(5)?,
-                    reason: r.get(6)?,
-                    ruleset: r.get(7)?,
-                    processed_at: r.get(8)?,
-                    changes: Vec::new(),
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let index: std::collections::HashMap<i64, usize> =
-            events.iter().enumerate().map(|(i, e)| (e.seq, i)).collect();
-        for (processed, change) in self.audited_changes()? {
-            if let Some(&i) = index.get(&processed) {
-                events[i].changes.push(change);
-            }
-        }
+        let mut events = Vec::new();
+        self.for_each_logged_event(|event| {
+            events.push(event);
+            Ok(())
+        })?;
         Ok(events)
+    }
+
+    /// How many events were processed.
+    pub fn logged_count(&self) -> rusqlite::Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM processed", [], |r| r.get(0))
+    }
+
+    /// Hands each processed event with its changes to `each`, in order,
+    /// holding one at a time: the history and its audit trail are read
+    /// side by side (both are in processing order), not loaded.
+    pub fn for_each_logged_event(
+        &self,
+        mut each: impl FnMut(LoggedEvent) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let mut events = self.conn.prepare(
+            "SELECT seq, queue_seq, event_id, type, body, outcome, reason, ruleset, processed_at
+             FROM processed ORDER BY seq",
+        )?;
+        let mut audit = self.conn.prepare(super::audit::AUDIT_IN_ORDER)?;
+        let mut audit_rows = audit.query_map([], super::audit::audit_row)?.peekable();
+        let rows = events.query_map([], |r| {
+            Ok(LoggedEvent {
+                seq: r.get(0)?,
+                queue_seq: r.get(1)?,
+                event_id: r.get(2)?,
+                event_type: r.get(3)?,
+                body: r.get(4)?,
+                outcome: r.get(5)?,
+                reason: r.get(6)?,
+                ruleset: r.get(7)?,
+                processed_at: r.get(8)?,
+                changes: Vec::new(),
+            })
+        })?;
+        for event in rows {
+            let mut event = event?;
+            let mut own = Vec::new();
+            // Audit rows of events before this one belong to none listed.
+            while let Some(Ok((processed, _, _))) = audit_rows.peek() {
+                if *processed > event.seq {
+                    break;
+                }
+                let row = audit_rows.next().expect("peeked")?;
+                if row.0 == event.seq {
+                    own.push(row);
+                }
+            }
+            if let Some(Err(_)) = audit_rows.peek() {
+                audit_rows.next().expect("peeked")?;
+            }
+            event.changes = super::audit::expand(own)
+                .into_iter()
+                .map(|(_, change)| change)
+                .collect();
+            each(event)?;
+        }
+        Ok(())
     }
 }
