@@ -212,7 +212,7 @@ pub fn replay(
             }
             let candidate = processor.process(&event, None)?;
             report.replayed += 1;
-            if report.replayed % BATCH == 0 {
+            if report.replayed.is_multiple_of(BATCH) {
                 scratch.commit()?;
                 scratch.begin()?;
             }
