@@ -308,3 +308,39 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
 }
+
+/// What a command wrote on standard error.
+pub fn stderr_of(out: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&out.get_output().stderr).to_string()
+}
+
+/// `count` new conversations, each with a 200-byte subject: enough bytes
+/// to fill a small "disk".
+pub fn bulky_conversations(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            ev(
+                &format!("e{i}"),
+                "conversation.created",
+                json!({"conversation": format!("c{i}"), "subject": "x".repeat(200)}),
+            )
+        })
+        .collect()
+}
+
+/// `inboxd ARGS` in the inbox under a soft file-size limit of `blocks`
+/// KiB, as a full disk would stop its writes (the signal the limit sends
+/// is ignored, so writes fail instead); `prlimit` can lift it later, as
+/// space coming back.
+pub fn with_size_limit(inbox: &Inbox, blocks: u32, args: &str) -> std::process::Command {
+    let mut command = std::process::Command::new("bash");
+    command
+        .current_dir(inbox.path(""))
+        .env_remove("INBOXD_CONFIG")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -S -f {blocks}; trap '' XFSZ; exec '{}' {args}",
+            assert_cmd::cargo::cargo_bin("inboxd").display()
+        ));
+    command
+}

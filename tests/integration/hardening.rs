@@ -24,7 +24,7 @@ fn scripts_cannot_call_functions_that_block_or_reach_out() {
         let inbox = Inbox::new();
         inbox.add_rule("h", "conversation.created", script);
         let out = inbox.cmd().arg("validate").assert().failure();
-        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        let stderr = stderr_of(&out);
         assert!(
             stderr.contains(&format!("unknown function `{name}`")),
             "{name}: {stderr}"
@@ -37,7 +37,7 @@ fn scripts_cannot_call_functions_that_block_or_reach_out() {
     );
     inbox.write("rules/w.rhai", "");
     let out = inbox.cmd().arg("validate").assert().failure();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let stderr = stderr_of(&out);
     assert!(
         stderr.contains("zz_test.toml:5:") && stderr.contains("`sleep`"),
         "{stderr}"
@@ -173,7 +173,7 @@ fn oversized_input_is_refused_at_enqueue_and_queues_nothing() {
             .write_stdin(batch)
             .assert()
             .failure();
-        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        let stderr = stderr_of(&out);
         assert!(
             stderr.contains("line 2") && stderr.contains(field),
             "{stderr}"
@@ -268,7 +268,7 @@ fn a_second_daemon_through_an_alias_of_the_database_is_refused() {
             .args(["--config", "config/other.toml", "run", "--drain"])
             .assert()
             .failure();
-        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        let stderr = stderr_of(&out);
         assert!(
             stderr.contains("another inboxd daemon"),
             "{alias}: {stderr}"
@@ -307,7 +307,7 @@ fn hubspot_deliveries_keep_exact_ids_and_skip_what_they_do_not_map() {
         .write_stdin(delivery)
         .assert()
         .success();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let stderr = stderr_of(&out);
     assert!(stderr.contains("ticket.associationChange"), "{stderr}");
     inbox.drain();
     assert_eq!(inbox.outcome("hubspot-100000000000000000001").0, "applied");
@@ -323,7 +323,7 @@ fn hubspot_deliveries_keep_exact_ids_and_skip_what_they_do_not_map() {
         .write_stdin(null_id)
         .assert()
         .failure();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let stderr = stderr_of(&out);
     assert!(stderr.contains("`eventId` is null"), "{stderr}");
     assert_eq!(inbox.status()["queued"], 0);
 }
@@ -364,20 +364,12 @@ fn producers_do_not_wait_for_a_slow_event() {
     assert_eq!(inbox.outcome("close").0, "failed");
 }
 
-/// Runs the daemon under a soft file-size limit, as a full disk would stop
-/// its writes (the signal the limit sends is ignored, so writes fail); the
-/// limit can be lifted later with `prlimit`, as space coming back.
+/// The daemon under a file-size limit (see `with_size_limit`), its log
+/// in `daemon.log`.
 fn spawn_with_size_limit(inbox: &Inbox, blocks: u32) -> Running {
     let log = std::fs::File::create(inbox.path("daemon.log")).unwrap();
-    let child = std::process::Command::new("bash")
-        .current_dir(inbox.path(""))
+    let child = with_size_limit(inbox, blocks, "run")
         .env("RUST_LOG", "info")
-        .env_remove("INBOXD_CONFIG")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -S -f {blocks}; trap '' XFSZ; exec '{}' run",
-            assert_cmd::cargo::cargo_bin("inboxd").display()
-        ))
         .stderr(log)
         .spawn()
         .unwrap();
@@ -397,15 +389,7 @@ fn lift_size_limit(daemon: &Running) {
 /// comes back, losing nothing.
 #[test]
 fn the_daemon_rides_out_a_full_disk() {
-    let events: Vec<_> = (0..3000)
-        .map(|i| {
-            ev(
-                &format!("e{i}"),
-                "conversation.created",
-                json!({"conversation": format!("c{i}"), "subject": "x".repeat(200)}),
-            )
-        })
-        .collect();
+    let events = bulky_conversations(3000);
     // While running: the first batches fit, later ones do not.
     let inbox = Inbox::new();
     inbox.enqueue(&lines(&events));
@@ -477,7 +461,7 @@ fn a_database_that_fails_its_check_is_refused() {
             .assert()
             .failure()
             .code(1);
-        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        let stderr = stderr_of(&out);
         assert!(stderr.contains("is damaged"), "{args:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
     }
@@ -593,7 +577,7 @@ fn a_fifo_among_the_rules_is_an_error_not_a_hang() {
         .timeout(std::time::Duration::from_secs(20))
         .assert()
         .failure();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let stderr = stderr_of(&out);
     assert!(
         stderr.contains("x.rhai") && stderr.contains("FIFO"),
         "{stderr}"
@@ -621,7 +605,7 @@ fn a_fifo_among_the_rules_is_an_error_not_a_hang() {
         .timeout(std::time::Duration::from_secs(20))
         .assert()
         .failure();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let stderr = stderr_of(&out);
     assert!(
         stderr.contains("inboxd.toml") && stderr.contains("FIFO"),
         "{stderr}"

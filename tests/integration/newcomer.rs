@@ -166,7 +166,7 @@ fn help_documents_every_option_and_the_man_pages_exist() {
 
 fn validate_stderr(inbox: &Inbox, args: &[&str]) -> String {
     let out = inbox.cmd().arg("validate").args(args).assert().failure();
-    String::from_utf8_lossy(&out.get_output().stderr).to_string()
+    stderr_of(&out)
 }
 
 /// A typo in a function name and a setting the config does not have are
@@ -230,7 +230,7 @@ fn validate_finds_what_cannot_work_and_warns_of_unused_scripts() {
     let inbox = Inbox::new();
     inbox.write("rules/forgotten.rhai", "log(\"never\");\n");
     let out = inbox.cmd().arg("validate").assert().success();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let stderr = stderr_of(&out);
     assert!(
         stderr.contains("warning: ")
             && stderr.contains("forgotten.rhai: no rule of any pipeline runs this script"),

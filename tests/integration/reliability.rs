@@ -416,46 +416,27 @@ fn input_that_is_not_utf8_names_its_line() {
         .success();
 }
 
-/// Runs inboxd with a file size limit, as a full disk would stop it (the
-/// signal that the limit sends is ignored, so writes fail instead).
-fn with_size_limit(inbox: &Inbox, blocks: u32, args: &str) -> std::process::Output {
-    let bin = assert_cmd::cargo::cargo_bin("inboxd");
-    std::process::Command::new("bash")
-        .current_dir(inbox.path(""))
-        .arg("-c")
-        .arg(format!(
-            "ulimit -f {blocks}; trap '' XFSZ; exec '{}' {args}",
-            bin.display()
-        ))
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_full_disk_is_a_clear_error_and_commits_nothing_half_way() {
-    let events: Vec<Value> = (0..3000)
-        .map(|i| {
-            ev(
-                &format!("e{i}"),
-                "conversation.created",
-                json!({"conversation": format!("c{i}"), "subject": "x".repeat(200)}),
-            )
-        })
-        .collect();
+    let events = bulky_conversations(3000);
     let inbox = Inbox::new();
     inbox.write("events.jsonl", &lines(&events));
     inbox.enqueue(""); // an empty store
 
     // Too small even to stage the input (enqueue stages it in a temporary
     // file before it queues it).
-    let out = with_size_limit(&inbox, 200, "enqueue events.jsonl");
+    let out = with_size_limit(&inbox, 200, "enqueue events.jsonl")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot stage the event"), "{stderr}");
     assert_eq!(inbox.status()["queued"], 0, "a batch was queued in part");
     // Room to stage it, not to queue it.
     let input_kb = std::fs::metadata(inbox.path("events.jsonl")).unwrap().len() / 1024;
-    let out = with_size_limit(&inbox, input_kb as u32 * 5 / 4, "enqueue events.jsonl");
+    let out = with_size_limit(&inbox, input_kb as u32 * 5 / 4, "enqueue events.jsonl")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot write to the queue"), "{stderr}");
@@ -470,7 +451,9 @@ fn a_full_disk_is_a_clear_error_and_commits_nothing_half_way() {
         .unwrap()
         .len()
         / 1024;
-    let out = with_size_limit(&inbox, size_kb as u32 * 2 + 200, "run --drain");
+    let out = with_size_limit(&inbox, size_kb as u32 * 2 + 200, "run --drain")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("disk"));
     let status = inbox.status();
