@@ -8,7 +8,7 @@
 //! daemon holds the store.
 
 use std::fs::File;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -32,9 +32,7 @@ pub struct Health {
 }
 
 fn health_path(store_path: &Path) -> PathBuf {
-    let mut name = store_path.as_os_str().to_os_string();
-    name.push(".health");
-    PathBuf::from(name)
+    crate::store::beside(store_path, ".health")
 }
 
 impl Health {
@@ -42,19 +40,10 @@ impl Health {
     /// daemon works as before and says its trouble in the log only.
     pub fn create(store_path: &Path) -> Health {
         let path = health_path(store_path);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            // Never through a link put in its place.
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-            .and_then(|file| {
-                file.write_all_at(&[b' '; SIZE], 0)?;
-                Ok(file)
-            });
+        let file = crate::regular_file::create(&path, 0o644, false).and_then(|file| {
+            file.write_all_at(&[b' '; SIZE], 0)?;
+            Ok(file)
+        });
         let file = match file {
             Ok(file) => Some(file),
             Err(e) => {

@@ -12,7 +12,6 @@
 //! process, which the page cache does, not the loss of the machine.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Deaths during one event after which it is recorded failed.
@@ -48,9 +47,7 @@ pub struct PoisonGuard {
 
 /// `<db>.inflight`.
 fn note_path(store_path: &Path) -> PathBuf {
-    let mut name = store_path.as_os_str().to_os_string();
-    name.push(".inflight");
-    PathBuf::from(name)
+    crate::store::beside(store_path, ".inflight")
 }
 
 impl PoisonGuard {
@@ -93,14 +90,7 @@ impl PoisonGuard {
     /// the daemon works as before, only without the guard.
     pub fn note(&self, attempt: Attempt) {
         let text = format!("{} {} {}\n", attempt.first, attempt.last, attempt.deaths);
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            // Never through a link someone put in its place.
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&self.path)
+        let written = crate::regular_file::create(&self.path, 0o600, true)
             .and_then(|mut file| file.write_all(text.as_bytes()));
         if let Err(e) = written {
             tracing::debug!("cannot write {}: {e}", self.path.display());

@@ -1,7 +1,8 @@
-//! Reading the files inboxd is configured by (the config, pipelines,
-//! scripts, rule tests): regular files only, opened without blocking, so
-//! that a FIFO or a device named like a rule can neither hang `validate`
-//! or a reload nor be read as one.
+//! The files inboxd reads (the config, pipelines, scripts, rule tests) and
+//! the small ones it writes beside its store: regular files only, opened
+//! without blocking, so that a FIFO or a device named like a rule can
+//! neither hang `validate` or a reload nor be read as one; and never
+//! written through a symlink someone put in their place.
 
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -34,6 +35,19 @@ pub fn read(path: &Path) -> std::io::Result<String> {
     let mut text = String::new();
     file.take(MAX_SIZE + 1).read_to_string(&mut text)?;
     Ok(text)
+}
+
+/// Opens `path` to write it (created with `mode` if absent, emptied if
+/// `truncate`), refusing to follow a symlink in its place.
+pub fn create(path: &Path, mode: u32, truncate: bool) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
 }
 
 fn kind(file_type: &std::fs::FileType) -> &'static str {

@@ -38,6 +38,13 @@ pub struct Store {
     rollbacks: Arc<AtomicU64>,
 }
 
+/// A file kept beside the database: `<db><suffix>` (`.queue`, ...).
+pub fn beside(store_path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = store_path.as_os_str().to_os_string();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
+}
+
 /// Creates the directory the store's files go in.
 fn create_directory_of(store_path: &Path) -> anyhow::Result<()> {
     match store_path.parent() {

@@ -11,7 +11,6 @@
 //! recorded position, not the deletion, says what is done.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,16 +40,12 @@ pub struct QueuePosition {
 
 /// The queue file of a database: `<db>.queue`.
 pub fn queue_path(store_path: &Path) -> PathBuf {
-    let mut name = store_path.as_os_str().to_os_string();
-    name.push(".queue");
-    PathBuf::from(name)
+    super::beside(store_path, ".queue")
 }
 
 /// The doorbell file of a database: `<db>.doorbell`.
 pub fn doorbell_path(store_path: &Path) -> PathBuf {
-    let mut name = store_path.as_os_str().to_os_string();
-    name.push(".doorbell");
-    PathBuf::from(name)
+    super::beside(store_path, ".doorbell")
 }
 
 const SCHEMA: &[&str] = &[r#"
@@ -208,13 +203,7 @@ impl Queue {
     /// its target.
     fn ring_doorbell(&self) {
         if let Some(path) = &self.doorbell {
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o660)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(path)
+            let _ = crate::regular_file::create(path, 0o660, true)
                 .and_then(|mut file| file.write_all(b""));
         }
     }
