@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod engine;
 pub mod event;
+pub mod event_checks;
 pub mod event_lines;
 pub mod explain;
 pub mod export;
