@@ -76,11 +76,19 @@ fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
         inbox.enqueue(&lines(chunk));
         // A note left by the previous daemon would say nothing of this one.
         let _ = std::fs::remove_file(&note);
-        let daemon = inbox.spawn(&[]);
-        wait_until("the daemon to start a batch", || note.exists());
-        std::thread::sleep(std::time::Duration::from_millis((round as u64 * 7) % 20));
-        daemon.signal("KILL");
-        daemon.wait();
+        let mut daemon = inbox.spawn(&[]);
+        // Watched closely: a release build takes a batch in milliseconds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !note.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon started no batch"
+            );
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        std::thread::sleep(std::time::Duration::from_millis((round as u64 * 3) % 8));
+        daemon.child.kill().unwrap();
+        daemon.child.wait().unwrap();
         integrity_check(&inbox);
         if inbox.status()["queued"].as_u64().unwrap() > 0 {
             mid_stream += 1;
