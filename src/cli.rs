@@ -165,16 +165,6 @@ pub enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
-    /// Measure throughput (against the bare-SQLite ceiling), latency and
-    /// memory on a generated workload with the configured rules, in a
-    /// scratch directory.
-    Bench {
-        #[command(flatten)]
-        options: crate::bench::Options,
-        /// Output for people (text) or for programs (json).
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.

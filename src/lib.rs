@@ -4,7 +4,6 @@
 
 pub mod api;
 pub mod apply;
-pub mod bench;
 pub mod change;
 pub mod cli;
 pub mod commands;

@@ -61,7 +61,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { dir } => tools::init(&dir),
         Command::Completions { shell } => tools::completions(shell),
         Command::Man { dir } => tools::man(dir.as_deref()),
-        Command::Bench { options, format } => tools::bench(&config, &options, format),
     }
 }
 

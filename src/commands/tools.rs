@@ -5,8 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use std::process::ExitCode;
 
-use super::emit;
-use crate::cli::{Cli, Format};
+use crate::cli::Cli;
 
 pub fn init(dir: &Path) -> anyhow::Result<ExitCode> {
     crate::init::init(dir)?;
@@ -38,15 +37,5 @@ pub fn man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut page = Vec::new();
     clap_mangen::Man::new(command).render(&mut page)?;
     super::print(&String::from_utf8_lossy(&page))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn bench(
-    config_file: &Path,
-    options: &crate::bench::Options,
-    format: Format,
-) -> anyhow::Result<ExitCode> {
-    let figures = crate::bench::run(config_file, options)?;
-    emit(format, &figures, crate::bench::Figures::to_text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -141,7 +141,7 @@ fn explaining_a_ticket_shows_its_conversations_joining_it() {
 fn help_documents_every_option_and_the_man_pages_exist() {
     let inbox = Inbox::new();
     for command in [
-        "dry-run", "validate", "test", "replay", "explain", "events", "status", "bench",
+        "dry-run", "validate", "test", "replay", "explain", "events", "status",
     ] {
         inbox
             .cmd()

@@ -11,8 +11,9 @@
 //! - every `toml` block is what it shows: a config, a pipeline or rule
 //!   tests, accepted by `validate` or `test`; every `json` block parses;
 //! - every `sh` block (installation steps, which need root, systemd or
-//!   cargo) is not run, but each `inboxd` command in it is checked against
-//!   the command line (`--help` appended: clap refuses unknown arguments).
+//!   cargo) is not run, but each `inboxd` or `inboxd-bench` command in it
+//!   is checked against the command line (`--help` appended: clap refuses
+//!   unknown arguments).
 
 use std::path::{Path, PathBuf};
 
@@ -243,16 +244,22 @@ fn the_commands_of_the_installation_steps_exist() {
         for line in body.lines() {
             let line = line.split(" # ").next().unwrap().trim();
             let words: Vec<&str> = line.split_whitespace().collect();
-            let Some(at) = words
-                .iter()
-                .position(|w| w.ends_with("inboxd") && !w.contains('='))
-            else {
+            let program = |w: &&str| {
+                !w.contains('=') && (w.ends_with("inboxd") || w.ends_with("inboxd-bench"))
+            };
+            let Some(at) = words.iter().position(program) else {
                 continue;
             };
             if words[..at].iter().any(|w| !w.contains('=')) {
                 continue; // inboxd is an argument here (a path, a user)
             }
-            let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"))
+            // Both binaries of the workspace are built beside each other.
+            let name = if words[at].ends_with("-bench") {
+                "inboxd-bench"
+            } else {
+                "inboxd"
+            };
+            let out = std::process::Command::new(bin_dir().join(name))
                 .args(&words[at + 1..])
                 .arg("--help")
                 .output()

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::{Latency, Options, Scratch, Workload};
-use crate::daemon::{Control, Daemon};
-use crate::event::Event;
-use crate::event::{now_rfc3339, parse_time};
-use crate::ruleset::RuleSet;
-use crate::store::{Queue, Store};
+use inboxd::daemon::{Control, Daemon};
+use inboxd::event::Event;
+use inboxd::event::{now_rfc3339, parse_time};
+use inboxd::ruleset::RuleSet;
+use inboxd::store::{Queue, Store};
 
 /// Enqueue → applied at `rate` events/s, `producer_batch` events per
 /// enqueue, with the daemon running in its own thread and woken by the
@@ -72,7 +72,7 @@ pub fn producers_beside_a_slow_event(
         id: id.into(),
         at: None,
         actor: None,
-        kind: crate::event::EventKind::ConversationCreated {
+        kind: inboxd::event::EventKind::ConversationCreated {
             conversation: conversation.into(),
             inbox: None,
             channel: None,
@@ -155,7 +155,7 @@ fn spawn_daemon(scratch: &Scratch) -> anyhow::Result<(Arc<Control>, DaemonThread
             let mut daemon = Daemon::start(config_file.clone())?;
             let rules: &RuleSet = daemon.rules();
             let watches =
-                crate::watch::start(&config_file, &rules.rules_dir, &rules.config.store_path, &c)?;
+                inboxd::watch::start(&config_file, &rules.rules_dir, &rules.config.store_path, &c)?;
             daemon.keep_watching(watches);
             daemon.announce()?;
             Ok::<_, anyhow::Error>(daemon)

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::change::{Change, Entity};
-use crate::config::Synchronous;
-use crate::daemon::BATCH;
-use crate::state::{Conversation, Ticket};
-use crate::store::{LoggedEvent, Store};
+use inboxd::change::{Change, Entity};
+use inboxd::config::Synchronous;
+use inboxd::daemon::BATCH;
+use inboxd::state::{Conversation, Ticket};
+use inboxd::store::{LoggedEvent, Store};
 
 /// How long the bare writes took.
 pub struct Ceiling {
@@ -169,13 +169,13 @@ mod tests {
 
     use super::*;
     use crate::bench::Workload;
-    use crate::engine::Processor;
-    use crate::export::Export;
+    use inboxd::engine::Processor;
+    use inboxd::export::Export;
 
     /// A store after the shipped rules processed `events` of the workload.
     fn processed(events: usize) -> Rc<Store> {
         let dir = tempfile::tempdir().unwrap();
-        let rules = crate::init::shipped_rules(dir.path()).unwrap();
+        let rules = inboxd::init::shipped_rules(dir.path()).unwrap();
         let store = Rc::new(Store::open_in_memory().unwrap());
         let mut processor = Processor::new(Rc::clone(&store), rules);
         store.begin().unwrap();

@@ -5,11 +5,11 @@
 use std::rc::Rc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use inboxd::bench::Workload;
 use inboxd::engine::Processor;
 use inboxd::event::{Event, EventKind};
 use inboxd::ruleset::RuleSet;
 use inboxd::store::Store;
+use inboxd_bench::bench::Workload;
 
 /// The daemon's allocator, so that the figures are the daemon's.
 #[global_allocator]
