@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 pub use crate::control::Control;
 use crate::diagnostic::Diagnostics;
 use crate::engine::Processor;
-use crate::event::{now_rfc3339, Event};
+use crate::event::Event;
 use crate::health::Health;
 use crate::lock::DaemonLock;
 use crate::patience::{patiently, Backoff};
@@ -51,6 +52,8 @@ pub struct Daemon {
     checkpointer: Checkpointer,
     guard: PoisonGuard,
     health: Health,
+    /// The wall clock: when events are processed, when rules are loaded.
+    clock: Rc<dyn Clock>,
     _lock: DaemonLock,
 }
 
@@ -126,7 +129,8 @@ impl Daemon {
             "inboxd started"
         );
         log_warnings(&rules);
-        let processor = Processor::new(Rc::clone(&store), rules);
+        let clock: Rc<dyn Clock> = Rc::new(SystemClock);
+        let processor = Processor::with_clock(Rc::clone(&store), rules, Rc::clone(&clock));
         Daemon {
             config_file,
             store,
@@ -137,6 +141,7 @@ impl Daemon {
             checkpointer,
             guard,
             health,
+            clock,
             _lock: lock,
         }
     }
@@ -154,7 +159,11 @@ impl Daemon {
     /// so that nothing saved after it is missed.
     pub fn announce(&self) -> anyhow::Result<()> {
         self.store
-            .daemon_started(std::process::id(), &now_rfc3339(), &self.rules().version)
+            .daemon_started(
+                std::process::id(),
+                &self.clock.now_rfc3339(),
+                &self.rules().version,
+            )
             .context("cannot write the daemon status")
     }
 
@@ -162,9 +171,10 @@ impl Daemon {
     /// `false` if asked to stop meanwhile.
     pub fn announce_patiently(&mut self, control: &Control) -> anyhow::Result<bool> {
         let (store, version) = (&self.store, self.processor.rules().version.clone());
+        let clock = &self.clock;
         let announced = patiently(control, &mut self.health, || {
             store
-                .daemon_started(std::process::id(), &now_rfc3339(), &version)
+                .daemon_started(std::process::id(), &clock.now_rfc3339(), &version)
                 .context("cannot write the daemon status")
         })?;
         Ok(announced.is_some())
@@ -236,7 +246,8 @@ impl Daemon {
                     let version = rules.version.clone();
                     log_warnings(&rules);
                     self.processor.set_rules(rules);
-                    self.store.daemon_reloaded(&now_rfc3339(), &version)
+                    self.store
+                        .daemon_reloaded(&self.clock.now_rfc3339(), &version)
                 }
             }
             Err(e) => {

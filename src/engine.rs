@@ -11,7 +11,8 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine};
 
 use crate::apply::{apply, Mode, Stop};
-use crate::event::{now_rfc3339, Event};
+use crate::clock::{Clock, SystemClock};
+use crate::event::Event;
 use crate::report::{Firing, Outcome, Report};
 use crate::ruleset::{script_scope, Rule, RuleSet};
 use crate::script::{describe, sandboxed_engine, with_time_limit, Deadlines};
@@ -29,6 +30,8 @@ pub struct Processor {
     deadlines: Rc<Deadlines>,
     script_log: Rc<ScriptLog>,
     unit: Rc<RefCell<Unit>>,
+    /// What "now" is when an outcome is recorded.
+    clock: Rc<dyn Clock>,
     /// The store's rollback count when this RuleSet's config was last
     /// recorded in the open transaction (`None`: not yet).
     remembered: Option<u64>,
@@ -38,7 +41,13 @@ pub struct Processor {
 }
 
 impl Processor {
+    /// A processor on the wall clock.
     pub fn new(store: Rc<Store>, rules: RuleSet) -> Self {
+        Processor::with_clock(store, rules, Rc::new(SystemClock))
+    }
+
+    /// A processor whose outcomes are recorded at the times `clock` says.
+    pub fn with_clock(store: Rc<Store>, rules: RuleSet, clock: Rc<dyn Clock>) -> Self {
         let unit = Rc::new(RefCell::new(Unit::new(
             Working::new(Rc::clone(&store)),
             rules.config.stages.clone(),
@@ -53,6 +62,7 @@ impl Processor {
             scripts,
             deadlines,
             script_log,
+            clock,
             remembered: None,
             unit,
             known_done: HashMap::new(),
@@ -133,7 +143,7 @@ impl Processor {
             outcome: report.outcome.as_str(),
             reason: report.reason.as_deref(),
             ruleset: &self.rules.version,
-            processed_at: &now_rfc3339(),
+            processed_at: &self.clock.now_rfc3339(),
             changes: &report.changes,
         })?;
         if matches!(report.outcome, Outcome::Applied | Outcome::Rejected) {
@@ -218,7 +228,7 @@ impl Processor {
             outcome: Outcome::Failed.as_str(),
             reason: Some(reason),
             ruleset: &self.rules.version,
-            processed_at: &now_rfc3339(),
+            processed_at: &self.clock.now_rfc3339(),
             changes: &[],
         })?;
         tracing::error!(event = %queued.event_id, "failed: {reason}");
@@ -555,6 +565,39 @@ mod tests {
             assert!(store.conversation("c1").unwrap().is_none());
             assert!(store.outcomes(None).unwrap().iter().all(|o| o.id == "e1"));
         }
+    }
+
+    #[test]
+    fn outcomes_are_recorded_at_the_time_the_clock_says() {
+        let store = Rc::new(Store::open_in_memory().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let rules = crate::init::shipped_rules(dir.path()).unwrap();
+        let clock = Rc::new(crate::clock::SetClock::new(
+            time::macros::datetime!(2026-03-01 08:00 UTC),
+        ));
+        let mut processor = Processor::with_clock(Rc::clone(&store), rules, clock.clone());
+        store.begin().unwrap();
+        processor
+            .process(
+                &event(r#"{"id":"e1","type":"conversation.created","conversation":"c1"}"#),
+                None,
+            )
+            .unwrap();
+        clock.set(time::macros::datetime!(2026-03-02 09:30 UTC));
+        processor
+            .process(
+                &event(r#"{"id":"e2","type":"conversation.closed","conversation":"c1"}"#),
+                None,
+            )
+            .unwrap();
+        store.commit().unwrap();
+        let times: Vec<String> = store
+            .outcomes(None)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.processed_at)
+            .collect();
+        assert_eq!(times, ["2026-03-01T08:00:00Z", "2026-03-02T09:30:00Z"]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod api;
 pub mod apply;
 pub mod change;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod control;

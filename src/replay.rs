@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::change::Change;
+use crate::clock::SetClock;
 use crate::engine::Processor;
 use crate::event::{parse_time, Event};
 use crate::progress::progress_bar;
@@ -184,7 +185,10 @@ pub fn replay(
     )?);
     let ruleset = candidate.rules.version.clone();
     let mut configs = Configs::new(history, &candidate);
-    let mut processor = Processor::new(Rc::clone(&scratch), candidate.rules.clone());
+    // Each event runs at the time it was processed.
+    let clock = Rc::new(SetClock::new(time::OffsetDateTime::UNIX_EPOCH));
+    let mut processor =
+        Processor::with_clock(Rc::clone(&scratch), candidate.rules.clone(), clock.clone());
     let bar = progress_bar(history.logged_count()?, "replaying");
     let mut report = ReplayReport {
         ruleset,
@@ -210,6 +214,7 @@ pub fn replay(
                 processor.set_rules(rules);
                 running_under = Some(entry.ruleset.clone());
             }
+            clock.set(parse_time(&entry.processed_at)?);
             let candidate = processor.process(&event, None)?;
             report.replayed += 1;
             if report.replayed.is_multiple_of(BATCH) {
