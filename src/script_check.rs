@@ -40,7 +40,7 @@ impl Known {
             .filter_map(|signature| signature.split('(').next())
             .map(|name| name.trim().to_string())
             .collect();
-        functions.extend(crate::api::FUNCTIONS.iter().map(|f| f.to_string()));
+        functions.extend(crate::api::function_names().map(str::to_string));
         functions.extend(BUILT_IN.iter().map(|f| f.to_string()));
         Known {
             functions,

@@ -274,3 +274,17 @@ fn the_commands_of_the_installation_steps_exist() {
     }
     assert!(checked >= 2, "{checked}");
 }
+
+/// The README's tables of the script API are the manual in `api.rs`.
+#[test]
+fn the_script_api_tables_are_the_manual() {
+    use inboxd::api::{manual_table, Kind};
+    let text = readme();
+    for kind in [Kind::Read, Kind::Action, Kind::Other] {
+        let table = manual_table(kind);
+        assert!(
+            text.contains(&table),
+            "the README's {kind:?} table is not the manual's; it should read:\n{table}"
+        );
+    }
+}
