@@ -99,23 +99,34 @@ pub fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
 
 /// The text of a file, or of standard input for `-` or no file.
 pub fn read_input(file: Option<&Path>) -> anyhow::Result<(String, String)> {
-    let (name, bytes) = match file {
-        Some(path) if path != Path::new("-") => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            (path.display().to_string(), bytes)
-        }
-        _ => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .context("cannot read standard input")?;
-            ("stdin".to_string(), bytes)
-        }
+    let (name, reader): (String, Box<dyn Read>) = match file {
+        Some(path) if path != Path::new("-") => (
+            path.display().to_string(),
+            Box::new(
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            ),
+        ),
+        _ => ("stdin".to_string(), Box::new(std::io::stdin())),
     };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {name}"))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        anyhow::bail!(
+            "{name}: more than {} MiB; split it (`enqueue` of inbox events reads any size)",
+            MAX_INPUT_BYTES >> 20
+        );
+    }
     let text = decode(&bytes).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     Ok((name, text))
 }
+
+/// The most a command reads whole (HubSpot deliveries, dry-run input):
+/// far above any real one, and a bound on the memory it takes.
+const MAX_INPUT_BYTES: u64 = 64 << 20;
 
 /// UTF-8 text, without a byte-order mark; an error names the bad line.
 fn decode(bytes: &[u8]) -> Result<String, String> {
