@@ -405,7 +405,7 @@ fn literal(value: &Option<String>) -> String {
         .map_or_else(|| "()".to_string(), |text| format!("{text:?}"))
 }
 
-fn store_error(e: rusqlite::Error) -> Box<EvalAltResult> {
+fn store_error(e: crate::store::StoreError) -> Box<EvalAltResult> {
     format!("store error: {e}").into()
 }
 

@@ -26,8 +26,8 @@ pub enum Stop {
     Failed(String),
 }
 
-impl From<rusqlite::Error> for Stop {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::store::StoreError> for Stop {
+    fn from(e: crate::store::StoreError) -> Self {
         Stop::Failed(format!("store error: {e}"))
     }
 }

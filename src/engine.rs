@@ -74,7 +74,7 @@ impl Processor {
     pub fn expect_batch<'a>(
         &mut self,
         ids: impl IntoIterator<Item = &'a str>,
-    ) -> rusqlite::Result<()> {
+    ) -> crate::store::Result<()> {
         let ids: Vec<&str> = ids.into_iter().collect();
         let done = self.store.done_among(&ids)?;
         self.known_done = ids
@@ -89,7 +89,7 @@ impl Processor {
         self.known_done.clear();
     }
 
-    fn is_done(&self, id: &str) -> rusqlite::Result<bool> {
+    fn is_done(&self, id: &str) -> crate::store::Result<bool> {
         match self.known_done.get(id) {
             Some(&done) => Ok(done),
             None => self.store.is_done(id),
@@ -110,7 +110,11 @@ impl Processor {
     /// Processes one event and records its outcome, inside the caller's
     /// transaction; the caller takes it off the queue in the same
     /// transaction. `queue_seq` is recorded with the outcome.
-    pub fn process(&mut self, event: &Event, queue_seq: Option<i64>) -> rusqlite::Result<Report> {
+    pub fn process(
+        &mut self,
+        event: &Event,
+        queue_seq: Option<i64>,
+    ) -> crate::store::Result<Report> {
         self.process_body(event, &event.to_json(), queue_seq)
     }
 
@@ -120,7 +124,7 @@ impl Processor {
         event: &Event,
         body: &str,
         queue_seq: Option<i64>,
-    ) -> rusqlite::Result<Report> {
+    ) -> crate::store::Result<Report> {
         let in_transaction = self.store.in_transaction();
         let mut report = self.evaluate(event);
         if report.outcome == Outcome::Applied {
@@ -161,7 +165,7 @@ impl Processor {
     /// single row needs no savepoint: a statement that fails leaves nothing.
     /// The inner error is the event's (its writes were undone); the outer
     /// one is the transaction's.
-    fn write_state(&self) -> rusqlite::Result<rusqlite::Result<()>> {
+    fn write_state(&self) -> crate::store::Result<crate::store::Result<()>> {
         let mut unit = self.unit.borrow_mut();
         let rows = unit.working.rows_to_write();
         if rows == 0 {
@@ -191,7 +195,7 @@ impl Processor {
 
     /// Records the config the rules run under, with the first outcome
     /// they record (again after a rollback took it away).
-    fn remember_rules(&mut self) -> rusqlite::Result<()> {
+    fn remember_rules(&mut self) -> crate::store::Result<()> {
         let rollbacks = self.store.rollbacks();
         if self.remembered == Some(rollbacks) {
             return Ok(());
@@ -211,13 +215,13 @@ impl Processor {
     /// Records a queued event that cannot be read as failed; once the
     /// caller takes it off the queue, it no longer blocks the events behind
     /// it.
-    pub fn record_unreadable(&self, queued: &Queued, error: &str) -> rusqlite::Result<()> {
+    pub fn record_unreadable(&self, queued: &Queued, error: &str) -> crate::store::Result<()> {
         self.record_failed(queued, &format!("the queued event cannot be read: {error}"))
     }
 
     /// Records a queued event as failed without processing it, for the
     /// caller to take off the queue in the same transaction.
-    pub fn record_failed(&self, queued: &Queued, reason: &str) -> rusqlite::Result<()> {
+    pub fn record_failed(&self, queued: &Queued, reason: &str) -> crate::store::Result<()> {
         let event_type = serde_json::from_str::<Event>(&queued.body)
             .map_or("unknown", |event| event.type_name());
         self.store.record(&Recorded {
@@ -434,14 +438,8 @@ fn script_event(original: &Event, pending: &Pending) -> Dynamic {
 
 /// The error for a transaction that SQLite rolled back while an event was
 /// processed, with what the event met.
-fn transaction_lost(reason: Option<&str>) -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-        Some(format!(
-            "SQLite rolled the transaction back after an error ({}); the batch will be tried again",
-            reason.unwrap_or("no detail")
-        )),
-    )
+fn transaction_lost(reason: Option<&str>) -> crate::store::StoreError {
+    crate::store::StoreError::TransactionLost(reason.unwrap_or("no detail").to_string())
 }
 
 fn too_deep(next: &Pending, max: usize) -> String {

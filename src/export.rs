@@ -18,7 +18,7 @@ pub struct Export {
 impl Export {
     /// Reads the state in one read transaction, so that it is consistent
     /// while the daemon writes.
-    pub fn read(store: &Store) -> rusqlite::Result<Export> {
+    pub fn read(store: &Store) -> crate::store::Result<Export> {
         store.read_consistently(|store| {
             Ok(Export {
                 tickets: store.all_tickets()?,

@@ -111,6 +111,9 @@ impl Health {
 /// does not mend (a damaged database, a bad config, another daemon).
 pub fn is_transient(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<crate::store::StoreError>() {
+            return e.is_transient();
+        }
         if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
         {
             return matches!(
@@ -179,5 +182,12 @@ mod tests {
         );
         assert!(!is_transient(&anyhow::Error::new(corrupt)));
         assert!(!is_transient(&anyhow::anyhow!("another inboxd daemon")));
+        let wrapped = crate::store::StoreError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        assert!(is_transient(
+            &anyhow::Error::new(wrapped).context("cannot commit")
+        ));
     }
 }

@@ -198,11 +198,10 @@ pub fn replay(
         unrecorded_configs: 0,
     };
     let mut running_under: Option<String> = None;
-    let mut failure: Option<anyhow::Error> = None;
     scratch.begin()?;
-    let walked = history.for_each_logged_event(|entry| {
+    history.for_each_logged_event(|entry| -> anyhow::Result<()> {
         bar.inc(1);
-        let step = (|| -> anyhow::Result<()> {
+        {
             let Ok(event) = serde_json::from_str::<Event>(&entry.body) else {
                 return Ok(()); // recorded as unreadable: nothing to replay
             };
@@ -226,16 +225,8 @@ pub fn replay(
                 compare(&mut report, &entry, &event, &candidate);
             }
             Ok(())
-        })();
-        // An error stops the walk; it is told after it.
-        step.map_err(|e| {
-            failure = Some(e);
-            rusqlite::Error::InvalidQuery
-        })
-    });
-    if let Err(e) = walked {
-        return Err(failure.take().unwrap_or_else(|| e.into()));
-    }
+        }
+    })?;
     scratch.commit()?;
     bar.finish_and_clear();
     Ok(report)

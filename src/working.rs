@@ -75,7 +75,7 @@ impl Working {
         }
     }
 
-    pub fn conversation(&mut self, id: &str) -> rusqlite::Result<Option<Conversation>> {
+    pub fn conversation(&mut self, id: &str) -> crate::store::Result<Option<Conversation>> {
         look_up(
             &mut self.conversations,
             &mut self.cache.conversations,
@@ -84,13 +84,13 @@ impl Working {
         )
     }
 
-    pub fn ticket(&mut self, id: &str) -> rusqlite::Result<Option<Ticket>> {
+    pub fn ticket(&mut self, id: &str) -> crate::store::Result<Option<Ticket>> {
         look_up(&mut self.tickets, &mut self.cache.tickets, id, || {
             self.store.ticket(id)
         })
     }
 
-    pub fn is_blocked(&mut self, contact: &str) -> rusqlite::Result<bool> {
+    pub fn is_blocked(&mut self, contact: &str) -> crate::store::Result<bool> {
         look_up(&mut self.blocked, &mut self.cache.blocked, contact, || {
             self.store.is_blocked(contact)
         })
@@ -136,7 +136,7 @@ impl Working {
     }
 
     /// Adds a contact to the blocklist; returns false if it was on it.
-    pub fn block(&mut self, contact: &str, cause: &Cause) -> rusqlite::Result<bool> {
+    pub fn block(&mut self, contact: &str, cause: &Cause) -> crate::store::Result<bool> {
         if self.is_blocked(contact)? {
             return Ok(false);
         }
@@ -172,7 +172,7 @@ impl Working {
             + self.new_blocks.len()
     }
 
-    pub fn flush(&self) -> rusqlite::Result<()> {
+    pub fn flush(&self) -> crate::store::Result<()> {
         for id in &self.dirty_conversations {
             if let Some(Some(c)) = self.conversations.get(id) {
                 self.store.put_conversation(c)?;
@@ -249,8 +249,8 @@ fn look_up<T: Clone>(
     working: &mut HashMap<String, T>,
     stored: &mut Bounded<T>,
     id: &str,
-    read: impl FnOnce() -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
+    read: impl FnOnce() -> crate::store::Result<T>,
+) -> crate::store::Result<T> {
     if let Some(found) = working.get(id) {
         return Ok(found.clone());
     }

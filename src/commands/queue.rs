@@ -141,7 +141,10 @@ pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<Ex
 /// A refused write, with what the user needs when it is a permission.
 fn explain_write_error(error: anyhow::Error, config: &Config) -> anyhow::Error {
     let read_only = error.chain().any(|cause| {
-        matches!(
+        cause
+            .downcast_ref::<crate::store::StoreError>()
+            .is_some_and(crate::store::StoreError::is_read_only)
+            || matches!(
             cause.downcast_ref::<rusqlite::Error>(),
             Some(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ReadOnly
         )

@@ -37,7 +37,7 @@ pub fn dry_run(
 fn simulate(store: &Rc<Store>, rules: RuleSet, events: &[Event]) -> anyhow::Result<Vec<Report>> {
     let mut processor = Processor::new(Rc::clone(store), rules);
     store.begin().context("cannot start a transaction")?;
-    let reports: rusqlite::Result<Vec<Report>> =
+    let reports: crate::store::Result<Vec<Report>> =
         events.iter().map(|e| processor.process(e, None)).collect();
     store.rollback().context("cannot roll back the dry-run")?;
     Ok(reports?)

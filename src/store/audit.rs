@@ -7,7 +7,7 @@ use rusqlite::params;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::Store;
+use super::{Result, Store};
 use crate::change::{Change, Entity};
 
 /// One audited change of one field, with its event.
@@ -31,7 +31,7 @@ pub struct AuditRow {
 
 impl Store {
     /// Writes `changes` (in order) for the processed event `processed`.
-    pub(super) fn insert_audit(&self, processed: i64, changes: &[Change]) -> rusqlite::Result<()> {
+    pub(super) fn insert_audit(&self, processed: i64, changes: &[Change]) -> Result<()> {
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO audit (processed, cause, rule, chain, entity, entity_id, fields)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -59,13 +59,13 @@ impl Store {
     }
 
     /// Every change to one record, oldest first.
-    pub fn history(&self, entity: &str, id: &str) -> rusqlite::Result<Vec<AuditRow>> {
-        self.audit_rows("a.entity = ?1 AND a.entity_id = ?2", &[entity, id])
+    pub fn history(&self, entity: &str, id: &str) -> Result<Vec<AuditRow>> {
+        Ok(self.audit_rows("a.entity = ?1 AND a.entity_id = ?2", &[entity, id])?)
     }
 
     /// Every change to one ticket, and every conversation's association
     /// with it (a change of the conversation's `ticket`), oldest first.
-    pub fn ticket_history(&self, id: &str) -> rusqlite::Result<Vec<AuditRow>> {
+    pub fn ticket_history(&self, id: &str) -> Result<Vec<AuditRow>> {
         let rows = self.audit_rows(
             "(a.entity = 'ticket' AND a.entity_id = ?1)
              OR (a.entity = 'conversation' AND EXISTS (
@@ -80,8 +80,8 @@ impl Store {
     }
 
     /// Every change made by one event (through its rules too), in order.
-    pub fn changes_of(&self, event_id: &str) -> rusqlite::Result<Vec<AuditRow>> {
-        self.audit_rows("p.event_id = ?1", &[event_id])
+    pub fn changes_of(&self, event_id: &str) -> Result<Vec<AuditRow>> {
+        Ok(self.audit_rows("p.event_id = ?1", &[event_id])?)
     }
 
     fn audit_rows(&self, filter: &str, args: &[&str]) -> rusqlite::Result<Vec<AuditRow>> {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::Store;
+use super::{Result, Store};
 
 /// How often the WAL is copied back into the database file.
 const EVERY: Duration = Duration::from_millis(200);
@@ -46,8 +46,8 @@ pub struct Checkpointer {
 impl Store {
     /// Stops this connection from checkpointing at commit; someone else
     /// must (see `Checkpointer`).
-    pub fn leave_checkpoints_to_others(&self) -> rusqlite::Result<()> {
-        self.conn.pragma_update(None, "wal_autocheckpoint", 0)
+    pub fn leave_checkpoints_to_others(&self) -> Result<()> {
+        Ok(self.conn.pragma_update(None, "wal_autocheckpoint", 0)?)
     }
 
     /// Copies what is left of the WAL into the database and has the next
@@ -55,12 +55,12 @@ impl Store {
     /// It holds the write lock while it waits for readers of the WAL (a long
     /// `export`, say), so it waits `RESTART_PATIENCE` at most and is asked
     /// again later.
-    pub fn restart_wal(&self) -> rusqlite::Result<()> {
+    pub fn restart_wal(&self) -> Result<()> {
         self.conn
             .busy_handler(Some(|attempt| super::retry_busy(attempt, RESTART_PATIENCE)))?;
         let result = checkpoint(&self.conn, "RESTART");
         self.conn.busy_handler(Some(super::wait_while_busy))?;
-        result.map(drop)
+        Ok(result.map(drop)?)
     }
 }
 

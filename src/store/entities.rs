@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::Store;
+use super::{Result, Store};
 use crate::state::{Conversation, ConversationStatus, Ticket};
 
 const CONVERSATION_COLUMNS: &str = "c.id, c.status, c.owner, a.ticket, c.inbox, c.channel, \
@@ -44,14 +44,15 @@ fn ticket_from(row: &Row) -> rusqlite::Result<Ticket> {
 }
 
 impl Store {
-    pub fn conversation(&self, id: &str) -> rusqlite::Result<Option<Conversation>> {
-        self.conn
+    pub fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
+        Ok(self
+            .conn
             .prepare_cached(&format!("SELECT {CONVERSATION_COLUMNS} WHERE c.id = ?1"))?
             .query_row([id], conversation_from)
-            .optional()
+            .optional()?)
     }
 
-    pub fn ticket(&self, id: &str) -> rusqlite::Result<Option<Ticket>> {
+    pub fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
         let ticket = self
             .conn
             .prepare_cached(
@@ -72,14 +73,15 @@ impl Store {
         Ok(Some(ticket))
     }
 
-    pub fn is_blocked(&self, contact: &str) -> rusqlite::Result<bool> {
-        self.conn
+    pub fn is_blocked(&self, contact: &str) -> Result<bool> {
+        Ok(self
+            .conn
             .prepare_cached("SELECT 1 FROM blocked_contacts WHERE contact = ?1")?
-            .exists([contact])
+            .exists([contact])?)
     }
 
     /// Writes a conversation's own fields (its ticket is an association).
-    pub fn put_conversation(&self, c: &Conversation) -> rusqlite::Result<()> {
+    pub fn put_conversation(&self, c: &Conversation) -> Result<()> {
         self.conn
             .prepare_cached(
                 "INSERT INTO conversations (id, status, owner, inbox, channel, contact, subject, spam)
@@ -101,7 +103,7 @@ impl Store {
     }
 
     /// Writes a ticket's own fields (its conversations are associations).
-    pub fn put_ticket(&self, t: &Ticket) -> rusqlite::Result<()> {
+    pub fn put_ticket(&self, t: &Ticket) -> Result<()> {
         let properties =
             serde_json::to_string(&t.properties).expect("a string map always serializes");
         self.conn
@@ -119,14 +121,14 @@ impl Store {
 
     /// Associates a conversation with a ticket for good. Fails if the
     /// conversation already has a ticket (P2).
-    pub fn associate(&self, ticket: &str, conversation: &str) -> rusqlite::Result<()> {
+    pub fn associate(&self, ticket: &str, conversation: &str) -> Result<()> {
         self.conn
             .prepare_cached("INSERT INTO associations (conversation, ticket) VALUES (?1, ?2)")?
             .execute([conversation, ticket])?;
         Ok(())
     }
 
-    pub fn block(&self, contact: &str) -> rusqlite::Result<()> {
+    pub fn block(&self, contact: &str) -> Result<()> {
         self.conn
             .prepare_cached("INSERT OR IGNORE INTO blocked_contacts (contact) VALUES (?1)")?
             .execute([contact])?;
@@ -134,15 +136,16 @@ impl Store {
     }
 
     /// Every conversation, by id.
-    pub fn all_conversations(&self) -> rusqlite::Result<Vec<Conversation>> {
+    pub fn all_conversations(&self) -> Result<Vec<Conversation>> {
         self.conn
             .prepare(&format!("SELECT {CONVERSATION_COLUMNS} ORDER BY c.id"))?
             .query_map([], conversation_from)?
-            .collect()
+            .collect::<rusqlite::Result<_>>()
+            .map_err(Into::into)
     }
 
     /// Every ticket, by id, with its conversations in association order.
-    pub fn all_tickets(&self) -> rusqlite::Result<Vec<Ticket>> {
+    pub fn all_tickets(&self) -> Result<Vec<Ticket>> {
         let mut conversations: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut stmt = self
             .conn
@@ -165,10 +168,11 @@ impl Store {
         Ok(tickets)
     }
 
-    pub fn blocked_contacts(&self) -> rusqlite::Result<Vec<String>> {
+    pub fn blocked_contacts(&self) -> Result<Vec<String>> {
         self.conn
             .prepare("SELECT contact FROM blocked_contacts ORDER BY contact")?
             .query_map([], |r| r.get(0))?
-            .collect()
+            .collect::<rusqlite::Result<_>>()
+            .map_err(Into::into)
     }
 }

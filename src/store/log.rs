@@ -4,7 +4,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::Store;
+use super::{Result, Store};
 use crate::change::Change;
 
 /// One processed event, to be recorded.
@@ -37,16 +37,16 @@ impl Store {
     /// Whether an event with this id was applied or rejected before: such an
     /// id is never processed again. A failed event did nothing, so its id
     /// stays free for a retry.
-    pub fn is_done(&self, event_id: &str) -> rusqlite::Result<bool> {
-        self.conn
+    pub fn is_done(&self, event_id: &str) -> Result<bool> {
+        Ok(self.conn
             .prepare_cached(
                 "SELECT 1 FROM processed WHERE event_id = ?1 AND outcome IN ('applied', 'rejected')",
             )?
-            .exists([event_id])
+            .exists([event_id])?)
     }
 
     /// Which of `ids` were applied or rejected before, in one query.
-    pub fn done_among(&self, ids: &[&str]) -> rusqlite::Result<std::collections::HashSet<String>> {
+    pub fn done_among(&self, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
         let ids = serde_json::to_string(ids).expect("strings always serialize");
         self.conn
             .prepare_cached(
@@ -55,11 +55,12 @@ impl Store {
                    AND outcome IN ('applied', 'rejected')",
             )?
             .query_map([ids], |r| r.get(0))?
-            .collect()
+            .collect::<rusqlite::Result<_>>()
+            .map_err(Into::into)
     }
 
     /// Records an outcome and its changes.
-    pub fn record(&self, r: &Recorded) -> rusqlite::Result<()> {
+    pub fn record(&self, r: &Recorded) -> Result<()> {
         self.conn
             .prepare_cached(
                 "INSERT INTO processed (queue_seq, event_id, type, body, outcome, reason, ruleset, processed_at)
@@ -81,7 +82,7 @@ impl Store {
     }
 
     /// Processed events in processing order, optionally only one outcome.
-    pub fn outcomes(&self, outcome: Option<&str>) -> rusqlite::Result<Vec<OutcomeRow>> {
+    pub fn outcomes(&self, outcome: Option<&str>) -> Result<Vec<OutcomeRow>> {
         self.outcomes_where(outcome, None)
     }
 
@@ -89,7 +90,7 @@ impl Store {
         &self,
         outcome: Option<&str>,
         event_id: Option<&str>,
-    ) -> rusqlite::Result<Vec<OutcomeRow>> {
+    ) -> Result<Vec<OutcomeRow>> {
         self.conn
             .prepare(
                 "SELECT seq, event_id, type, outcome, reason, ruleset, processed_at FROM processed
@@ -106,7 +107,8 @@ impl Store {
                     processed_at: r.get(6)?,
                 })
             })?
-            .collect()
+            .collect::<rusqlite::Result<_>>()
+            .map_err(Into::into)
     }
 
     /// Failed events that were neither applied nor rejected since, nor are
@@ -115,7 +117,7 @@ impl Store {
     pub fn retryable(
         &self,
         waiting: &std::collections::HashSet<String>,
-    ) -> rusqlite::Result<Vec<(String, String)>> {
+    ) -> Result<Vec<(String, String)>> {
         let failed: Vec<(String, String)> = self
             .conn
             .prepare(
@@ -133,17 +135,18 @@ impl Store {
     }
 
     /// Enqueue time and processing time of every processed event.
-    pub fn enqueue_and_processed_times(&self) -> rusqlite::Result<Vec<(String, String)>> {
+    pub fn enqueue_and_processed_times(&self) -> Result<Vec<(String, String)>> {
         self.conn
             .prepare("SELECT json_extract(body, '$.at'), processed_at FROM processed ORDER BY seq")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect()
+            .collect::<rusqlite::Result<_>>()
+            .map_err(Into::into)
     }
 }
 
 impl Store {
     /// The processed rows of one event id, in order.
-    pub fn outcomes_of(&self, event_id: &str) -> rusqlite::Result<Vec<OutcomeRow>> {
+    pub fn outcomes_of(&self, event_id: &str) -> Result<Vec<OutcomeRow>> {
         self.outcomes_where(None, Some(event_id))
     }
 }
@@ -182,63 +185,73 @@ impl LoggedEvent {
 
 impl Store {
     /// Every processed event with its changes, in order.
-    pub fn logged_events(&self) -> rusqlite::Result<Vec<LoggedEvent>> {
+    pub fn logged_events(&self) -> Result<Vec<LoggedEvent>> {
         let mut events = Vec::new();
         self.for_each_logged_event(|event| {
             events.push(event);
-            Ok(())
+            Ok::<_, super::StoreError>(())
         })?;
         Ok(events)
     }
 
     /// How many events were processed.
-    pub fn logged_count(&self) -> rusqlite::Result<u64> {
-        self.conn
-            .query_row("SELECT count(*) FROM processed", [], |r| r.get(0))
+    pub fn logged_count(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM processed", [], |r| r.get(0))?)
     }
 
     /// Hands each processed event with its changes to `each`, in order,
     /// holding one at a time: the history and its audit trail are read
     /// side by side (both are in processing order), not loaded.
-    pub fn for_each_logged_event(
+    pub fn for_each_logged_event<E: From<super::StoreError>>(
         &self,
-        mut each: impl FnMut(LoggedEvent) -> rusqlite::Result<()>,
-    ) -> rusqlite::Result<()> {
+        mut each: impl FnMut(LoggedEvent) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let sql = |e: rusqlite::Error| E::from(super::StoreError::from(e));
         let mut events = self.conn.prepare(
             "SELECT seq, queue_seq, event_id, type, body, outcome, reason, ruleset, processed_at
              FROM processed ORDER BY seq",
-        )?;
-        let mut audit = self.conn.prepare(super::audit::AUDIT_IN_ORDER)?;
-        let mut audit_rows = audit.query_map([], super::audit::audit_row)?.peekable();
-        let rows = events.query_map([], |r| {
-            Ok(LoggedEvent {
-                seq: r.get(0)?,
-                queue_seq: r.get(1)?,
-                event_id: r.get(2)?,
-                event_type: r.get(3)?,
-                body: r.get(4)?,
-                outcome: r.get(5)?,
-                reason: r.get(6)?,
-                ruleset: r.get(7)?,
-                processed_at: r.get(8)?,
-                changes: Vec::new(),
+        ).map_err(sql)?;
+        let mut audit = self
+            .conn
+            .prepare(super::audit::AUDIT_IN_ORDER)
+            .map_err(sql)?;
+        let mut audit_rows = audit
+            .query_map([], super::audit::audit_row)
+            .map_err(sql)?
+            .peekable();
+        let rows = events
+            .query_map([], |r| {
+                Ok(LoggedEvent {
+                    seq: r.get(0)?,
+                    queue_seq: r.get(1)?,
+                    event_id: r.get(2)?,
+                    event_type: r.get(3)?,
+                    body: r.get(4)?,
+                    outcome: r.get(5)?,
+                    reason: r.get(6)?,
+                    ruleset: r.get(7)?,
+                    processed_at: r.get(8)?,
+                    changes: Vec::new(),
+                })
             })
-        })?;
+            .map_err(sql)?;
         for event in rows {
-            let mut event = event?;
+            let mut event = event.map_err(sql)?;
             let mut own = Vec::new();
             // Audit rows of events before this one belong to none listed.
             while let Some(Ok((processed, _, _))) = audit_rows.peek() {
                 if *processed > event.seq {
                     break;
                 }
-                let row = audit_rows.next().expect("peeked")?;
+                let row = audit_rows.next().expect("peeked").map_err(sql)?;
                 if row.0 == event.seq {
                     own.push(row);
                 }
             }
             if let Some(Err(_)) = audit_rows.peek() {
-                audit_rows.next().expect("peeked")?;
+                audit_rows.next().expect("peeked").map_err(sql)?;
             }
             event.changes = super::audit::expand(own)
                 .into_iter()

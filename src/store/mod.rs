@@ -6,6 +6,7 @@
 mod audit;
 mod checkpoint;
 mod entities;
+mod error;
 mod log;
 mod queue;
 mod rulesets;
@@ -24,6 +25,7 @@ use crate::config::Synchronous;
 
 pub use audit::AuditRow;
 pub use checkpoint::Checkpointer;
+pub use error::{Result, StoreError};
 pub use log::{LoggedEvent, OutcomeRow, Recorded};
 pub use queue::{doorbell_path, queue_path, Queue, QueuePosition, Queued};
 pub use rulesets::RecordedConfig;
@@ -160,16 +162,16 @@ impl Store {
 
     /// Starts a write transaction, taking the write lock at once so that it
     /// cannot fail half-way on a lock.
-    pub fn begin(&self) -> rusqlite::Result<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")
+    pub fn begin(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?)
     }
 
-    pub fn commit(&self) -> rusqlite::Result<()> {
-        self.conn.execute_batch("COMMIT")
+    pub fn commit(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("COMMIT")?)
     }
 
-    pub fn rollback(&self) -> rusqlite::Result<()> {
-        self.conn.execute_batch("ROLLBACK")
+    pub fn rollback(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("ROLLBACK")?)
     }
 
     /// The connection itself, for tests that change the schema.
@@ -184,15 +186,15 @@ impl Store {
     }
 
     /// Marks a point that one event's writes can be undone to.
-    pub fn savepoint(&self) -> rusqlite::Result<()> {
-        self.run_cached("SAVEPOINT event")
+    pub fn savepoint(&self) -> Result<()> {
+        Ok(self.run_cached("SAVEPOINT event")?)
     }
 
-    pub fn release(&self) -> rusqlite::Result<()> {
-        self.run_cached("RELEASE event")
+    pub fn release(&self) -> Result<()> {
+        Ok(self.run_cached("RELEASE event")?)
     }
 
-    pub fn rollback_to_savepoint(&self) -> rusqlite::Result<()> {
+    pub fn rollback_to_savepoint(&self) -> Result<()> {
         self.run_cached("ROLLBACK TO event")?;
         self.release()
     }
@@ -203,10 +205,7 @@ impl Store {
     }
 
     /// Runs `read` in one read transaction: a consistent snapshot.
-    pub fn read_consistently<T>(
-        &self,
-        read: impl FnOnce(&Store) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
+    pub fn read_consistently<T>(&self, read: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
         self.conn.execute_batch("BEGIN")?;
         let result = read(self);
         let end = self.conn.execute_batch("COMMIT");

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::Store;
+use super::{Result, Store};
 use crate::config::Synchronous;
 use crate::event::Event;
 
@@ -119,8 +119,8 @@ impl Queue {
     /// Less durable acknowledgements, for the daemon: a lost one is
     /// harmless (the position says what is done), and they should not
     /// wait for the disk.
-    pub fn acknowledge_lazily(&self) -> rusqlite::Result<()> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")
+    pub fn acknowledge_lazily(&self) -> Result<()> {
+        Ok(self.conn.pragma_update(None, "synchronous", "NORMAL")?)
     }
 
     pub fn identity(&self) -> &str {
@@ -128,7 +128,7 @@ impl Queue {
     }
 
     /// Adds the events at the end of the queue, all or none.
-    pub fn enqueue(&self, events: &[Event], now: &str) -> rusqlite::Result<()> {
+    pub fn enqueue(&self, events: &[Event], now: &str) -> Result<()> {
         self.enqueue_with(events, now, || {})
     }
 
@@ -138,7 +138,7 @@ impl Queue {
         events: &[Event],
         now: &str,
         mut progress: impl FnMut(),
-    ) -> rusqlite::Result<()> {
+    ) -> Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = events.iter().try_for_each(|event| {
             progress();
@@ -158,7 +158,7 @@ impl Queue {
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -218,11 +218,7 @@ impl Queue {
     }
 
     /// The oldest `limit` entries not processed yet, in order.
-    pub fn peek(
-        &self,
-        position: Option<&QueuePosition>,
-        limit: usize,
-    ) -> rusqlite::Result<Vec<Queued>> {
+    pub fn peek(&self, position: Option<&QueuePosition>, limit: usize) -> Result<Vec<Queued>> {
         self.conn
             .prepare_cached(
                 "SELECT seq, event_id, body FROM queue WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -234,7 +230,8 @@ impl Queue {
                     body: r.get(2)?,
                 })
             })?
-            .collect()
+            .collect::<rusqlite::Result<_>>()
+            .map_err(Into::into)
     }
 
     /// The position after processing up to `seq` of this queue.
@@ -248,7 +245,7 @@ impl Queue {
     /// Takes processed entries off the queue, up to `seq`. Waits
     /// `ACK_PATIENCE` at most for a producer's transaction; what is not
     /// taken off now is the next time.
-    pub fn acknowledge_through(&self, seq: i64) -> rusqlite::Result<()> {
+    pub fn acknowledge_through(&self, seq: i64) -> Result<()> {
         self.conn
             .busy_handler(Some(|attempt| super::retry_busy(attempt, ACK_PATIENCE)))?;
         let result = self
@@ -256,27 +253,28 @@ impl Queue {
             .prepare_cached("DELETE FROM queue WHERE seq <= ?1")
             .and_then(|mut s| s.execute([seq]));
         self.conn.busy_handler(Some(super::wait_while_busy))?;
-        result.map(drop)
+        Ok(result.map(drop)?)
     }
 
     /// How many entries wait to be processed.
-    pub fn depth(&self, position: Option<&QueuePosition>) -> rusqlite::Result<u64> {
-        self.conn.query_row(
+    pub fn depth(&self, position: Option<&QueuePosition>) -> Result<u64> {
+        Ok(self.conn.query_row(
             "SELECT count(*) FROM queue WHERE seq > ?1",
             [self.first_after(position)],
             |r| r.get(0),
-        )
+        )?)
     }
 
     /// The ids of the events waiting to be processed.
     pub fn waiting_ids(
         &self,
         position: Option<&QueuePosition>,
-    ) -> rusqlite::Result<std::collections::HashSet<String>> {
+    ) -> Result<std::collections::HashSet<String>> {
         self.conn
             .prepare("SELECT event_id FROM queue WHERE seq > ?1")?
             .query_map([self.first_after(position)], |r| r.get(0))?
-            .collect()
+            .collect::<rusqlite::Result<_>>()
+            .map_err(Into::into)
     }
 
     /// Moves what an older inboxd left in the state database's own queue
@@ -315,8 +313,9 @@ impl Queue {
 
 impl Store {
     /// How far the daemon has processed, if it ever has.
-    pub fn queue_position(&self) -> rusqlite::Result<Option<QueuePosition>> {
-        self.conn
+    pub fn queue_position(&self) -> Result<Option<QueuePosition>> {
+        Ok(self
+            .conn
             .prepare_cached("SELECT queue, seq FROM queue_position WHERE id = 1")?
             .query_row([], |r| {
                 Ok(QueuePosition {
@@ -324,18 +323,19 @@ impl Store {
                     seq: r.get(1)?,
                 })
             })
-            .optional()
+            .optional()?)
     }
 
     /// Records how far the daemon has processed, in its transaction.
-    pub fn set_queue_position(&self, position: &QueuePosition) -> rusqlite::Result<()> {
-        self.conn
+    pub fn set_queue_position(&self, position: &QueuePosition) -> Result<()> {
+        Ok(self
+            .conn
             .prepare_cached(
                 "INSERT INTO queue_position (id, queue, seq) VALUES (1, ?1, ?2)
                  ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, seq = excluded.seq",
             )?
             .execute(params![position.queue, position.seq])
-            .map(drop)
+            .map(drop)?)
     }
 
     /// Entries of the queue table of inboxd versions that kept the queue in
@@ -349,9 +349,10 @@ impl Store {
 
     /// Entries an older inboxd left in this database's queue table, which
     /// the next daemon moves to the queue file.
-    pub fn legacy_queue_len(&self) -> rusqlite::Result<u64> {
-        self.conn
-            .query_row("SELECT count(*) FROM queue", [], |r| r.get(0))
+    pub fn legacy_queue_len(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM queue", [], |r| r.get(0))?)
     }
 
     fn clear_legacy_queue(&self) -> rusqlite::Result<()> {

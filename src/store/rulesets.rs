@@ -4,7 +4,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::Store;
+use super::{Result, Store};
 use crate::state::Stages;
 
 /// The parts of the config a RuleSet's scripts and stages depend on.
@@ -16,19 +16,20 @@ pub struct RecordedConfig {
 
 impl Store {
     /// Records what `version` runs under, unless it is known already.
-    pub fn remember_ruleset(&self, version: &str, config: &RecordedConfig) -> rusqlite::Result<()> {
+    pub fn remember_ruleset(&self, version: &str, config: &RecordedConfig) -> Result<()> {
         let settings = serde_json::to_string(&config.settings).unwrap_or_else(|_| "{}".into());
         let stages = serde_json::to_string(&config.stages).unwrap_or_else(|_| "[]".into());
-        self.conn
+        Ok(self
+            .conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO rulesets (version, settings, stages) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![version, settings, stages])
-            .map(drop)
+            .map(drop)?)
     }
 
     /// What `version` ran under, if it was recorded.
-    pub fn recorded_ruleset(&self, version: &str) -> rusqlite::Result<Option<RecordedConfig>> {
+    pub fn recorded_ruleset(&self, version: &str) -> Result<Option<RecordedConfig>> {
         let row: Option<(String, String)> = self
             .conn
             .prepare_cached("SELECT settings, stages FROM rulesets WHERE version = ?1")?

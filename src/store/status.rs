@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::Store;
+use super::{Result, Store};
 
 /// The daemon's last report.
 #[derive(Debug, Clone, Serialize)]
@@ -19,39 +19,40 @@ pub struct DaemonStatus {
 
 impl Store {
     /// Records a daemon's start with its first RuleSet.
-    pub fn daemon_started(&self, pid: u32, at: &str, ruleset: &str) -> rusqlite::Result<()> {
-        self.conn
+    pub fn daemon_started(&self, pid: u32, at: &str, ruleset: &str) -> Result<()> {
+        Ok(self.conn
             .execute(
                 "INSERT OR REPLACE INTO daemon_status (id, pid, started_at, ruleset) VALUES (1, ?1, ?2, ?3)",
                 params![pid, at, ruleset],
             )
-            .map(drop)
+            .map(drop)?)
     }
 
     /// Records new rules loaded at `at` (they are live from then on).
-    pub fn daemon_reloaded(&self, at: &str, ruleset: &str) -> rusqlite::Result<()> {
-        self.conn
+    pub fn daemon_reloaded(&self, at: &str, ruleset: &str) -> Result<()> {
+        Ok(self.conn
             .execute(
                 "UPDATE daemon_status SET ruleset = ?1, reloaded_at = ?2, reload_error = NULL WHERE id = 1",
                 params![ruleset, at],
             )
-            .map(drop)
+            .map(drop)?)
     }
 
     /// Records the outcome of a reload that changed nothing live: the
     /// error if the new rules were refused, none if they were the same.
     /// The live rules, and when they were loaded, stay as they were.
-    pub fn daemon_reload_refused(&self, error: Option<&str>) -> rusqlite::Result<()> {
-        self.conn
+    pub fn daemon_reload_refused(&self, error: Option<&str>) -> Result<()> {
+        Ok(self
+            .conn
             .execute(
                 "UPDATE daemon_status SET reload_error = ?1 WHERE id = 1",
                 params![error],
             )
-            .map(drop)
+            .map(drop)?)
     }
 
-    pub fn daemon_status(&self) -> rusqlite::Result<Option<DaemonStatus>> {
-        self.conn
+    pub fn daemon_status(&self) -> Result<Option<DaemonStatus>> {
+        Ok(self.conn
             .query_row(
                 "SELECT pid, started_at, ruleset, reloaded_at, reload_error FROM daemon_status WHERE id = 1",
                 [],
@@ -65,12 +66,12 @@ impl Store {
                     })
                 },
             )
-            .optional()
+            .optional()?)
     }
 
     /// Processed events by outcome. A failed event processed again since
     /// (`retry`) counts only by its later outcome.
-    pub fn outcome_counts(&self) -> rusqlite::Result<BTreeMap<String, u64>> {
+    pub fn outcome_counts(&self) -> Result<BTreeMap<String, u64>> {
         self.conn
             .prepare(
                 "SELECT outcome, count(*) FROM processed p
@@ -79,6 +80,7 @@ impl Store {
                  GROUP BY outcome",
             )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect()
+            .collect::<rusqlite::Result<_>>()
+            .map_err(Into::into)
     }
 }

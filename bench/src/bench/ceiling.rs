@@ -46,7 +46,7 @@ struct Replay {
 }
 
 impl Replay {
-    fn of(store: &Store) -> rusqlite::Result<Replay> {
+    fn of(store: &Store) -> inboxd::store::Result<Replay> {
         let events = store.logged_events()?;
         let writes: Vec<Vec<RowWrite>> = events.iter().map(|e| row_writes(&e.changes)).collect();
         let records = Records::of(store, &writes)?;
@@ -59,7 +59,7 @@ impl Replay {
 
     /// The state rows, and with `with_log` the outcome and audit rows, in
     /// the daemon's batches.
-    fn write(&self, bare: &Store, with_log: bool) -> rusqlite::Result<()> {
+    fn write(&self, bare: &Store, with_log: bool) -> inboxd::store::Result<()> {
         for (events, writes) in self.events.chunks(BATCH).zip(self.writes.chunks(BATCH)) {
             bare.begin()?;
             for (event, writes) in events.iter().zip(writes) {
@@ -82,7 +82,7 @@ struct Records {
 }
 
 impl Records {
-    fn of(store: &Store, writes: &[Vec<RowWrite>]) -> rusqlite::Result<Records> {
+    fn of(store: &Store, writes: &[Vec<RowWrite>]) -> inboxd::store::Result<Records> {
         let mut records = Records {
             conversations: HashMap::new(),
             tickets: HashMap::new(),
@@ -105,7 +105,7 @@ impl Records {
         Ok(records)
     }
 
-    fn write(&self, bare: &Store, writes: &[RowWrite]) -> rusqlite::Result<()> {
+    fn write(&self, bare: &Store, writes: &[RowWrite]) -> inboxd::store::Result<()> {
         for write in writes {
             match write {
                 RowWrite::Ticket(id) => bare.put_ticket(&self.tickets[id])?,
