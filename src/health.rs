@@ -114,13 +114,6 @@ pub fn is_transient(error: &anyhow::Error) -> bool {
         if let Some(e) = cause.downcast_ref::<crate::store::StoreError>() {
             return e.is_transient();
         }
-        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
-        {
-            return matches!(
-                e.code,
-                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
-            );
-        }
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             return matches!(
                 e.raw_os_error(),
@@ -167,27 +160,22 @@ mod tests {
 
     #[test]
     fn full_disks_and_io_errors_are_transient_damage_is_not() {
-        let full = rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-            None,
-        );
+        let sqlite = |code| {
+            crate::store::StoreError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        let full = sqlite(rusqlite::ffi::SQLITE_FULL);
         assert!(is_transient(
             &anyhow::Error::new(full).context("cannot commit")
         ));
+        let io = sqlite(rusqlite::ffi::SQLITE_IOERR);
+        assert!(is_transient(&anyhow::Error::new(io)));
         let enospc = std::io::Error::from_raw_os_error(libc::ENOSPC);
         assert!(is_transient(&anyhow::Error::new(enospc)));
-        let corrupt = rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-            None,
-        );
+        let corrupt = sqlite(rusqlite::ffi::SQLITE_CORRUPT);
         assert!(!is_transient(&anyhow::Error::new(corrupt)));
         assert!(!is_transient(&anyhow::anyhow!("another inboxd daemon")));
-        let wrapped = crate::store::StoreError::from(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-            None,
-        ));
-        assert!(is_transient(
-            &anyhow::Error::new(wrapped).context("cannot commit")
-        ));
     }
 }

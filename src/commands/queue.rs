@@ -144,10 +144,6 @@ fn explain_write_error(error: anyhow::Error, config: &Config) -> anyhow::Error {
         cause
             .downcast_ref::<crate::store::StoreError>()
             .is_some_and(crate::store::StoreError::is_read_only)
-            || matches!(
-            cause.downcast_ref::<rusqlite::Error>(),
-            Some(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ReadOnly
-        )
     });
     let error = error.context("cannot write to the queue");
     if !read_only {

@@ -72,7 +72,7 @@ fn quick_check(conn: &Connection) -> anyhow::Result<()> {
         {
             vec![detail.unwrap_or_else(|| e.to_string())]
         }
-        Err(e) => return Err(e).context("cannot check the database"),
+        Err(e) => return Err(StoreError::from(e)).context("cannot check the database"),
     };
     if problems.len() == 1 && problems[0] == "ok" {
         return Ok(());
@@ -125,7 +125,9 @@ impl Store {
             schema::migrate(&mut conn)?;
             Ok(conn)
         };
-        let conn = open().with_context(|| format!("cannot open the store {}", path.display()))?;
+        let conn = open()
+            .map_err(StoreError::from)
+            .with_context(|| format!("cannot open the store {}", path.display()))?;
         Ok(Store::with(conn))
     }
 

@@ -89,7 +89,9 @@ impl Queue {
             super::schema::migrate_with(&mut conn, SCHEMA)?;
             Ok(conn)
         };
-        let conn = open().with_context(|| format!("cannot open the queue {}", path.display()))?;
+        let conn = open()
+            .map_err(super::StoreError::from)
+            .with_context(|| format!("cannot open the queue {}", path.display()))?;
         super::quick_check(&conn).with_context(|| format!("the queue {}", path.display()))?;
         Queue::with(conn, Some(doorbell_path(store_path)))
     }
@@ -108,6 +110,7 @@ impl Queue {
                 [],
                 |r| r.get(0),
             )
+            .map_err(super::StoreError::from)
             .context("cannot read the queue's identity")?;
         Ok(Queue {
             conn,
@@ -171,18 +174,24 @@ impl Queue {
         now: &str,
         mut progress: impl FnMut(),
     ) -> anyhow::Result<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let sql = |e: rusqlite::Error| anyhow::Error::from(super::StoreError::from(e));
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
         let insert = || -> anyhow::Result<()> {
-            let mut statement = self.conn.prepare_cached(
-                "INSERT INTO queue (event_id, body, enqueued_at) VALUES (?1, ?2, ?3)",
-            )?;
+            let mut statement = self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO queue (event_id, body, enqueued_at) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(sql)?;
             for event in staged {
                 let event = event.context("cannot read the staged events")?;
-                statement.execute(params![event.id, event.body, now])?;
+                statement
+                    .execute(params![event.id, event.body, now])
+                    .map_err(sql)?;
                 progress();
             }
             drop(statement);
-            self.conn.execute_batch("COMMIT")?;
+            self.conn.execute_batch("COMMIT").map_err(sql)?;
             Ok(())
         };
         match insert() {
@@ -284,11 +293,14 @@ impl Queue {
     pub fn adopt_legacy(&self, store: &Store) -> anyhow::Result<usize> {
         let legacy = store
             .legacy_queue()
+            .map_err(super::StoreError::from)
             .context("cannot read the old queue table")?;
         if legacy.is_empty() {
             return Ok(0);
         }
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(super::StoreError::from)?;
         let moved = legacy.iter().try_for_each(|(id, body, at)| {
             self.conn
                 .prepare_cached(
@@ -301,11 +313,12 @@ impl Queue {
             Ok(()) => {}
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
-                return Err(e).context("cannot move the old queue");
+                return Err(super::StoreError::from(e)).context("cannot move the old queue");
             }
         }
         store
             .clear_legacy_queue()
+            .map_err(super::StoreError::from)
             .context("cannot empty the old queue table")?;
         Ok(legacy.len())
     }
