@@ -92,7 +92,7 @@ pub struct Candidate {
 /// What one event did, or would do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Version {
-    pub outcome: String,
+    pub outcome: crate::report::Outcome,
     pub reason: Option<String>,
     /// `(entity, id, field, before, after)`.
     pub changes: Vec<(String, String, String, Value, Value)>,
@@ -240,12 +240,12 @@ fn compare(
     candidate: &crate::report::Report,
 ) {
     let recorded = Version {
-        outcome: entry.outcome.clone(),
+        outcome: entry.outcome,
         reason: entry.reason.clone(),
         changes: as_compared(&entry.changes),
     };
     let candidate = Version {
-        outcome: candidate.outcome.as_str().to_string(),
+        outcome: candidate.outcome,
         reason: candidate.reason.clone(),
         changes: as_compared(&candidate.changes),
     };

@@ -22,6 +22,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order `status` lists them.
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Applied,
+        Outcome::Rejected,
+        Outcome::Failed,
+        Outcome::Duplicate,
+    ];
+
+    /// The outcome `as_str` names.
+    pub fn parse(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",

@@ -32,7 +32,7 @@ pub fn events(
     let config = Config::load(config_file)?;
     let store = open_for_reading(&config)?;
     let rows = store
-        .outcomes(outcome.map(Outcome::as_str))
+        .outcomes(outcome)
         .context("cannot read the processed events")?;
     emit(format, &rows, |rows| {
         rows.iter()

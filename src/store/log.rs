@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Result, Store};
 use crate::change::Change;
+use crate::report::Outcome;
 
 /// One processed event, to be recorded.
 pub struct Recorded<'a> {
@@ -13,7 +14,7 @@ pub struct Recorded<'a> {
     pub event_id: &'a str,
     pub event_type: &'a str,
     pub body: &'a str,
-    pub outcome: &'a str,
+    pub outcome: Outcome,
     pub reason: Option<&'a str>,
     pub ruleset: &'a str,
     pub processed_at: &'a str,
@@ -27,7 +28,7 @@ pub struct OutcomeRow {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub reason: Option<String>,
     pub ruleset: String,
     pub processed_at: String,
@@ -71,7 +72,7 @@ impl Store {
                 r.event_id,
                 r.event_type,
                 r.body,
-                r.outcome,
+                r.outcome.as_str(),
                 r.reason,
                 r.ruleset,
                 r.processed_at
@@ -82,8 +83,8 @@ impl Store {
     }
 
     /// Processed events in processing order, optionally only one outcome.
-    pub fn outcomes(&self, outcome: Option<&str>) -> Result<Vec<OutcomeRow>> {
-        self.outcomes_where(outcome, None)
+    pub fn outcomes(&self, outcome: Option<Outcome>) -> Result<Vec<OutcomeRow>> {
+        self.outcomes_where(outcome.map(Outcome::as_str), None)
     }
 
     fn outcomes_where(
@@ -101,7 +102,7 @@ impl Store {
                     seq: r.get(0)?,
                     id: r.get(1)?,
                     event_type: r.get(2)?,
-                    outcome: r.get(3)?,
+                    outcome: outcome_column(r, 3)?,
                     reason: r.get(4)?,
                     ruleset: r.get(5)?,
                     processed_at: r.get(6)?,
@@ -160,7 +161,7 @@ pub struct LoggedEvent {
     pub event_id: String,
     pub event_type: String,
     pub body: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub reason: Option<String>,
     pub ruleset: String,
     pub processed_at: String,
@@ -174,7 +175,7 @@ impl LoggedEvent {
             event_id: &self.event_id,
             event_type: &self.event_type,
             body: &self.body,
-            outcome: &self.outcome,
+            outcome: self.outcome,
             reason: self.reason.as_deref(),
             ruleset: &self.ruleset,
             processed_at: &self.processed_at,
@@ -229,7 +230,7 @@ impl Store {
                     event_id: r.get(2)?,
                     event_type: r.get(3)?,
                     body: r.get(4)?,
-                    outcome: r.get(5)?,
+                    outcome: outcome_column(r, 5)?,
                     reason: r.get(6)?,
                     ruleset: r.get(7)?,
                     processed_at: r.get(8)?,
@@ -261,4 +262,15 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// An outcome column, as `Outcome::as_str` wrote it (the schema's CHECK
+/// allows no other).
+fn outcome_column(r: &rusqlite::Row, i: usize) -> rusqlite::Result<Outcome> {
+    let name: String = r.get(i)?;
+    Outcome::parse(&name).ok_or(rusqlite::Error::InvalidColumnType(
+        i,
+        name,
+        rusqlite::types::Type::Text,
+    ))
 }

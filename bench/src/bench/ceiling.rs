@@ -201,7 +201,7 @@ mod tests {
                 as_json(Export::read(&bare).unwrap()),
                 as_json(Export::read(&store).unwrap())
             );
-            let logged = |s: &Store| -> Vec<(String, String, Vec<Change>)> {
+            let logged = |s: &Store| -> Vec<(String, inboxd::report::Outcome, Vec<Change>)> {
                 s.logged_events()
                     .unwrap()
                     .into_iter()
