@@ -13,8 +13,8 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use crate::event::EventKind;
+use crate::event_work::EventWork;
 use crate::script_log::ScriptLog;
-use crate::unit::Unit;
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -169,7 +169,7 @@ pub fn manual_table(kind: Kind) -> String {
 
 /// Registers the inbox API on `engine`, bound to `unit`; script output goes
 /// to `log`.
-pub fn register(engine: &mut Engine, unit: &Rc<RefCell<Unit>>, log: &Rc<ScriptLog>) {
+pub fn register(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>, log: &Rc<ScriptLog>) {
     register_reads(engine, unit);
     register_conversation_actions(engine, unit);
     register_ticket_actions(engine, unit);
@@ -186,7 +186,7 @@ pub fn register(engine: &mut Engine, unit: &Rc<RefCell<Unit>>, log: &Rc<ScriptLo
     engine.on_debug(move |text, _, pos| l.write(&format!("{pos}: {text}")));
 }
 
-fn register_reads(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
+fn register_reads(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
     let u = Rc::clone(unit);
     engine.register_fn("conversation", move |id: &str| -> Result<Dynamic> {
         let found = u
@@ -219,7 +219,7 @@ fn register_reads(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
 /// Registers `name(id)`: an action on one conversation.
 fn conversation_action(
     engine: &mut Engine,
-    unit: &Rc<RefCell<Unit>>,
+    unit: &Rc<RefCell<EventWork>>,
     name: &'static str,
     make: fn(String) -> EventKind,
 ) {
@@ -229,7 +229,7 @@ fn conversation_action(
     });
 }
 
-fn register_conversation_actions(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
+fn register_conversation_actions(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
     use EventKind::*;
     conversation_action(engine, unit, "close_conversation", |conversation| {
         ConversationClosed { conversation }
@@ -261,7 +261,7 @@ fn register_conversation_actions(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) 
     );
 }
 
-fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
+fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
     use EventKind::*;
     let u = Rc::clone(unit);
     engine.register_fn("create_ticket", move |id: &str, conversation: &str| {
@@ -339,7 +339,7 @@ fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<Unit>>) {
 
 /// `create_ticket(id, conversation, #{subject, owner, status, properties})`.
 fn create_ticket(
-    unit: &RefCell<Unit>,
+    unit: &RefCell<EventWork>,
     id: &str,
     conversation: &str,
     mut fields: Map,
@@ -381,7 +381,7 @@ fn create_ticket(
     act(unit, kind, call)
 }
 
-fn act(unit: &RefCell<Unit>, kind: EventKind, call: String) -> Result<bool> {
+fn act(unit: &RefCell<EventWork>, kind: EventKind, call: String) -> Result<bool> {
     unit.borrow_mut()
         .act(kind, call)
         .map_err(|reason| reason.into())
@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn the_manual_lists_what_register_registers() {
         let store = Rc::new(crate::store::Store::open_in_memory().unwrap());
-        let unit = Rc::new(RefCell::new(Unit::new(
+        let unit = Rc::new(RefCell::new(EventWork::new(
             Working::new(store),
             crate::state::Stages::default(),
         )));

@@ -13,12 +13,12 @@ use rhai::{Dynamic, Engine};
 use crate::apply::{apply, Mode, Stop};
 use crate::clock::{Clock, SystemClock};
 use crate::event::Event;
+use crate::event_work::{EventWork, Pending};
 use crate::report::{Firing, Outcome, Report};
 use crate::ruleset::{script_scope, Rule, RuleSet};
 use crate::script::{describe, sandboxed_engine, with_time_limit, Deadlines};
 use crate::script_log::ScriptLog;
 use crate::store::{Queued, Recorded, RecordedConfig, Store};
-use crate::unit::{Pending, Unit};
 use crate::working::{Cause, Working};
 
 /// Applies events to the store under a RuleSet.
@@ -29,7 +29,7 @@ pub struct Processor {
     /// When the running script and the event started, for the time limits.
     deadlines: Rc<Deadlines>,
     script_log: Rc<ScriptLog>,
-    unit: Rc<RefCell<Unit>>,
+    unit: Rc<RefCell<EventWork>>,
     /// What "now" is when an outcome is recorded.
     clock: Rc<dyn Clock>,
     /// The store's rollback count when this RuleSet's config was last
@@ -48,7 +48,7 @@ impl Processor {
 
     /// A processor whose outcomes are recorded at the times `clock` says.
     pub fn with_clock(store: Rc<Store>, rules: RuleSet, clock: Rc<dyn Clock>) -> Self {
-        let unit = Rc::new(RefCell::new(Unit::new(
+        let unit = Rc::new(RefCell::new(EventWork::new(
             Working::new(Rc::clone(&store)),
             rules.config.stages.clone(),
         )));

@@ -91,7 +91,7 @@ pub struct Candidate {
 
 /// What one event did, or would do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Version {
+pub struct EventResult {
     pub outcome: crate::report::Outcome,
     pub reason: Option<String>,
     /// `(entity, id, field, before, after)`.
@@ -103,8 +103,8 @@ pub struct Difference {
     pub seq: i64,
     pub event: String,
     pub event_type: String,
-    pub recorded: Version,
-    pub candidate: Version,
+    pub recorded: EventResult,
+    pub candidate: EventResult,
 }
 
 #[derive(Debug, Serialize)]
@@ -239,12 +239,12 @@ fn compare(
     event: &Event,
     candidate: &crate::report::Report,
 ) {
-    let recorded = Version {
+    let recorded = EventResult {
         outcome: entry.outcome,
         reason: entry.reason.clone(),
         changes: as_compared(&entry.changes),
     };
-    let candidate = Version {
+    let candidate = EventResult {
         outcome: candidate.outcome,
         reason: candidate.reason.clone(),
         changes: as_compared(&candidate.changes),

@@ -38,7 +38,7 @@ pub struct Pending {
 
 impl Pending {
     /// The events and rules that led to this event, and the event itself.
-    pub fn trail(&self) -> String {
+    pub fn chain_text(&self) -> String {
         let mut parts = Vec::new();
         for (rule, event) in &self.chain {
             parts.push(event.as_str());
@@ -51,15 +51,15 @@ impl Pending {
 
 /// The rule running now, and what its actions' derived events inherit;
 /// worked out once per rule run, not once per action.
-struct Firing {
+struct RuleRun {
     rule: String,
     /// How the event the rule runs for came about.
-    trail: String,
+    chain_text: String,
     /// The chain of every event the rule's actions derive.
     chain: Vec<(String, String)>,
 }
 
-pub struct Unit {
+pub struct EventWork {
     pub working: Working,
     pub stages: Stages,
     /// The original event's id; derived ids are `<id>/<n>`.
@@ -67,7 +67,7 @@ pub struct Unit {
     derived_count: usize,
     /// Bytes of the changes made so far, against `MAX_CHANGE_BYTES`.
     change_bytes: usize,
-    firing: Option<Firing>,
+    firing: Option<RuleRun>,
     actions: Vec<ActionRecord>,
     derived: Vec<Pending>,
     /// The rule whose `when` condition runs now, for `reject()` there.
@@ -79,9 +79,9 @@ pub struct Unit {
     pub failure: Option<String>,
 }
 
-impl Unit {
+impl EventWork {
     pub fn new(working: Working, stages: Stages) -> Self {
-        Unit {
+        EventWork {
             working,
             stages,
             root: String::new(),
@@ -121,9 +121,9 @@ impl Unit {
     pub fn begin_firing(&mut self, rule: &str, event: &Pending) {
         let mut chain = event.chain.clone();
         chain.push((rule.to_string(), event.id.clone()));
-        self.firing = Some(Firing {
+        self.firing = Some(RuleRun {
             rule: rule.to_string(),
-            trail: event.trail(),
+            chain_text: event.chain_text(),
             chain,
         });
     }
@@ -156,7 +156,7 @@ impl Unit {
         let cause = Cause {
             event: id.clone(),
             rule: Some(rule.clone()),
-            chain: format!("{} → {rule} → {id}", firing.trail),
+            chain: format!("{} → {rule} → {id}", firing.chain_text),
         };
         let mark = self.working.changes().len();
         match apply(&mut self.working, &kind, &self.stages, Mode::Action, &cause) {
