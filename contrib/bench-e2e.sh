@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# End to end as a user runs it: `inboxd enqueue FILE` then `inboxd run
+# --drain`, whole processes, default log level, in a fresh directory.
+# usage: contrib/bench-e2e.sh BINARY CONFIG_DIR RULES_DIR EVENTS.jsonl
+set -euo pipefail
+bin=$(realpath "$1"); events=$(realpath "$4")
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+cp -r "$2" "$dir/config"; cp -r "$3" "$dir/rules"; cd "$dir"
+start=$(date +%s%N)
+"$bin" enqueue "$events" 2>/dev/null
+"$bin" run --drain 2>log.txt
+end=$(date +%s%N)
+echo "$(( (end - start) / 1000000 )) ms, $(wc -l < log.txt) log lines"
