@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod diagnostic;
+pub mod doorbell;
 pub mod engine;
 pub mod event;
 pub mod event_checks;

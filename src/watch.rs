@@ -1,6 +1,5 @@
 //! File watching: rule and config changes become reload requests; the
-//! store's doorbell, rung by `enqueue` after each commit, wakes the idle
-//! daemon.
+//! doorbell, rung by `enqueue` after each commit, wakes the idle daemon.
 //!
 //! Only the files that matter count: the config file itself, and `.rhai`
 //! and `.toml` files (or directories) under the rules directory. A store,
@@ -18,7 +17,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
 use crate::control::Control;
-use crate::store::doorbell_path;
+use crate::doorbell;
 
 /// Saves come in bursts (temp file, rename, chmod...): one reload per burst.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -118,7 +117,7 @@ pub fn start(
     rules.watch(real(&directory_of(rules_dir)), RecursiveMode::NonRecursive)?;
 
     let c = Arc::clone(control);
-    let doorbell = doorbell_path(store_path);
+    let doorbell = doorbell::path(store_path);
     let doorbell_name = doorbell.file_name().map(|n| n.to_os_string());
     let mut store = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
         let rung = match &result {

@@ -36,6 +36,7 @@ pub fn enqueue(
             mapped.events.len()
         }
     };
+    crate::doorbell::ring(&config.store_path);
     eprintln!("enqueued {count} event(s)");
     Ok(ExitCode::SUCCESS)
 }
@@ -134,6 +135,7 @@ pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<Ex
     queue
         .enqueue(&events, &now_rfc3339())
         .context("cannot write to the queue")?;
+    crate::doorbell::ring(&config.store_path);
     eprintln!("queued {} failed event(s) again", events.len());
     Ok(ExitCode::SUCCESS)
 }

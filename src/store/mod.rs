@@ -27,7 +27,7 @@ pub use audit::AuditRow;
 pub use checkpoint::Checkpointer;
 pub use error::{Result, StoreError};
 pub use log::{LoggedEvent, OutcomeRow, Recorded};
-pub use queue::{doorbell_path, queue_path, Queue, QueuePosition, Queued};
+pub use queue::{queue_path, Queue, QueuePosition, Queued};
 pub use rulesets::RecordedConfig;
 pub use status::DaemonStatus;
 

@@ -10,7 +10,6 @@
 //! off the queue comes after that commit and may be lost in a crash: the
 //! recorded position, not the deletion, says what is done.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,11 +42,6 @@ pub fn queue_path(store_path: &Path) -> PathBuf {
     super::beside(store_path, ".queue")
 }
 
-/// The doorbell file of a database: `<db>.doorbell`.
-pub fn doorbell_path(store_path: &Path) -> PathBuf {
-    super::beside(store_path, ".doorbell")
-}
-
 const SCHEMA: &[&str] = &[r#"
 CREATE TABLE queue (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,7 +66,6 @@ const ACK_PATIENCE: Duration = Duration::from_millis(200);
 pub struct Queue {
     conn: Connection,
     identity: String,
-    doorbell: Option<PathBuf>,
 }
 
 impl Queue {
@@ -93,17 +86,17 @@ impl Queue {
             .map_err(super::StoreError::from)
             .with_context(|| format!("cannot open the queue {}", path.display()))?;
         super::quick_check(&conn).with_context(|| format!("the queue {}", path.display()))?;
-        Queue::with(conn, Some(doorbell_path(store_path)))
+        Queue::with(conn)
     }
 
     /// An empty queue in memory.
     pub fn open_in_memory() -> anyhow::Result<Queue> {
         let mut conn = Connection::open_in_memory()?;
         super::schema::migrate_with(&mut conn, SCHEMA)?;
-        Queue::with(conn, None)
+        Queue::with(conn)
     }
 
-    fn with(conn: Connection, doorbell: Option<PathBuf>) -> anyhow::Result<Queue> {
+    fn with(conn: Connection) -> anyhow::Result<Queue> {
         let identity = conn
             .query_row(
                 "SELECT identity FROM queue_identity WHERE id = 1",
@@ -112,11 +105,7 @@ impl Queue {
             )
             .map_err(super::StoreError::from)
             .context("cannot read the queue's identity")?;
-        Ok(Queue {
-            conn,
-            identity,
-            doorbell,
-        })
+        Ok(Queue { conn, identity })
     }
 
     /// Less durable acknowledgements, for the daemon: a lost one is
@@ -155,10 +144,7 @@ impl Queue {
                 .map(drop)
         });
         match result.and_then(|()| self.conn.execute_batch("COMMIT")) {
-            Ok(()) => {
-                self.ring_doorbell();
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(e.into())
@@ -195,25 +181,11 @@ impl Queue {
             Ok(())
         };
         match insert() {
-            Ok(()) => {
-                self.ring_doorbell();
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(e)
             }
-        }
-    }
-
-    /// Tells a watching daemon that events were committed. Best effort: a
-    /// daemon that misses it finds the events at its next poll. Never
-    /// through a link put in the doorbell's place, which would truncate
-    /// its target.
-    fn ring_doorbell(&self) {
-        if let Some(path) = &self.doorbell {
-            let _ = crate::regular_file::create(path, 0o660, true)
-                .and_then(|mut file| file.write_all(b""));
         }
     }
 

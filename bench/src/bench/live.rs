@@ -34,6 +34,7 @@ pub fn latency(rules_from: &Path, options: &Options, rate: u32) -> anyhow::Resul
             std::thread::sleep(wait);
         }
         queue.enqueue(events, &now_rfc3339())?;
+        inboxd::doorbell::ring(&scratch.store_path);
     }
     while queue.depth(store.queue_position()?.as_ref())? > 0 {
         std::thread::sleep(Duration::from_millis(10));
@@ -82,6 +83,7 @@ pub fn producers_beside_a_slow_event(
         },
     };
     queue.enqueue(&[event("slow", "bench-slow")], &now_rfc3339())?;
+    inboxd::doorbell::ring(&scratch.store_path);
     // The daemon is woken at once and spends 2 s in the event.
     std::thread::sleep(Duration::from_millis(100));
     let mut samples = Vec::new();
@@ -94,6 +96,7 @@ pub fn producers_beside_a_slow_event(
             &[event(&format!("p{i}"), &format!("pc{i}"))],
             &now_rfc3339(),
         )?;
+        inboxd::doorbell::ring(&scratch.store_path);
         samples.push(started.elapsed().as_secs_f64() * 1000.0);
         std::thread::sleep(Duration::from_millis(5));
     }
