@@ -20,7 +20,7 @@ pub struct Cli {
         long,
         global = true,
         env = "INBOXD_CONFIG",
-        default_value = crate::config::DEFAULT_PATH,
+        default_value = crate::domain::config::DEFAULT_PATH,
         value_name = "PATH"
     )]
     pub config: PathBuf,
@@ -134,7 +134,7 @@ pub enum Command {
     Explain {
         /// What to explain: a conversation, a ticket, or an event.
         #[arg(value_enum)]
-        subject: crate::explain::Subject,
+        subject: crate::tools::explain::Subject,
         /// Its id.
         id: String,
         /// Output for people (text) or for programs (json).
@@ -145,7 +145,7 @@ pub enum Command {
     Events {
         /// Only events with this outcome.
         #[arg(long, value_enum)]
-        outcome: Option<crate::report::Outcome>,
+        outcome: Option<crate::engine::report::Outcome>,
         /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,

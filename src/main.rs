@@ -5,7 +5,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use inboxd::cli::{Cli, LogFormat};
-use inboxd::diagnostic::Diagnostics;
+use inboxd::domain::diagnostic::Diagnostics;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

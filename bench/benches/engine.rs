@@ -5,9 +5,9 @@
 use std::rc::Rc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use inboxd::domain::event::{Event, EventKind};
 use inboxd::engine::Processor;
-use inboxd::event::{Event, EventKind};
-use inboxd::ruleset::RuleSet;
+use inboxd::scripting::ruleset::RuleSet;
 use inboxd::store::Store;
 use inboxd_bench::bench::Workload;
 
@@ -18,7 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The shipped rules, as `inboxd init` writes them.
 fn shipped_rules() -> RuleSet {
     let dir = tempfile::tempdir().unwrap();
-    inboxd::init::shipped_rules(dir.path()).unwrap()
+    inboxd::tools::init::shipped_rules(dir.path()).unwrap()
 }
 
 /// The shipped config with an empty rules directory.

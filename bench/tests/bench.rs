@@ -5,7 +5,7 @@ use assert_cmd::Command;
 #[test]
 fn bench_runs_every_measurement_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    inboxd::init::init(dir.path()).unwrap();
+    inboxd::tools::init::init(dir.path()).unwrap();
     let out = Command::cargo_bin("inboxd-bench")
         .unwrap()
         .current_dir(dir.path())

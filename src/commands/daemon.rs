@@ -54,9 +54,13 @@ fn engine_loop(
     };
     if watch {
         let rules = daemon.rules();
-        let watches =
-            crate::watch::start(&config, &rules.rules_dir, &rules.config.store_path, control)
-                .context("cannot watch the config and rules directories (try --no-watch)")?;
+        let watches = crate::daemon::watch::start(
+            &config,
+            &rules.rules_dir,
+            &rules.config.store_path,
+            control,
+        )
+        .context("cannot watch the config and rules directories (try --no-watch)")?;
         daemon.keep_watching(watches);
     }
     if daemon.announce_patiently(control)? {

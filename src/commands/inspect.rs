@@ -8,10 +8,10 @@ use anyhow::Context;
 
 use super::{emit, open_for_reading};
 use crate::cli::Format;
-use crate::config::Config;
-use crate::export::Export;
-use crate::lock::DaemonLock;
-use crate::report::Outcome;
+use crate::daemon::lock::DaemonLock;
+use crate::domain::config::Config;
+use crate::engine::report::Outcome;
+use crate::tools::export::Export;
 
 pub fn export(config_file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
@@ -58,7 +58,7 @@ pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let running = DaemonLock::is_held(&config.store_path);
     let store = open_for_reading(&config)?;
     let store_error = running
-        .then(|| crate::health::Health::read(&config.store_path))
+        .then(|| crate::daemon::health::Health::read(&config.store_path))
         .flatten();
     let status = Status {
         running,
@@ -79,7 +79,7 @@ pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
 struct Status {
     running: bool,
     /// The running daemon cannot use its store for now (full disk...).
-    store_error: Option<crate::health::StoreTrouble>,
+    store_error: Option<crate::daemon::health::StoreTrouble>,
     daemon: Option<crate::store::DaemonStatus>,
     queued: u64,
     processed: std::collections::BTreeMap<String, u64>,
@@ -117,14 +117,18 @@ impl Status {
 
 pub fn explain(
     config_file: &Path,
-    subject: crate::explain::Subject,
+    subject: crate::tools::explain::Subject,
     id: &str,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     let store = open_for_reading(&config)?;
-    let explanation = crate::explain::explain(&store, subject, id)?;
-    emit(format, &explanation, crate::explain::Explanation::to_text)?;
+    let explanation = crate::tools::explain::explain(&store, subject, id)?;
+    emit(
+        format,
+        &explanation,
+        crate::tools::explain::Explanation::to_text,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::{Cli, Command, Format};
-use crate::config::Config;
+use crate::domain::config::Config;
 use crate::store::Store;
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -43,7 +43,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             until,
             format,
         } => {
-            let window = crate::replay::Window::new(from, to, since.as_deref(), until.as_deref())?;
+            let window =
+                crate::tools::replay::Window::new(from, to, since.as_deref(), until.as_deref())?;
             let candidate = rules::Candidate {
                 rules: rules.as_deref(),
                 config: candidate_config.as_deref(),

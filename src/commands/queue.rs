@@ -8,8 +8,8 @@ use anyhow::Context;
 
 use super::read_input;
 use crate::cli::InputFormat;
-use crate::config::Config;
-use crate::event::{now_rfc3339, Event};
+use crate::domain::config::Config;
+use crate::domain::event::{now_rfc3339, Event};
 use crate::store::{Queue, Store};
 
 pub fn enqueue(
@@ -23,7 +23,7 @@ pub fn enqueue(
         InputFormat::Inbox => enqueue_lines(&config, file, &now)?,
         InputFormat::Hubspot => {
             let (name, text) = read_input(file)?;
-            let mapped = crate::hubspot::map(&text, &config.stages)
+            let mapped = crate::tools::hubspot::map(&text, &config.stages)
                 .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             for skipped in &mapped.skipped {
                 eprintln!("skipped {skipped}");
@@ -36,7 +36,7 @@ pub fn enqueue(
             mapped.events.len()
         }
     };
-    crate::doorbell::ring(&config.store_path);
+    crate::daemon::doorbell::ring(&config.store_path);
     eprintln!("enqueued {count} event(s)");
     Ok(ExitCode::SUCCESS)
 }
@@ -51,8 +51,8 @@ fn enqueue_lines(config: &Config, file: Option<&Path>, now: &str) -> anyhow::Res
     let mut staging = std::io::BufWriter::new(
         tempfile::tempfile().context("cannot create a temporary file to stage the events")?,
     );
-    let count = crate::event_lines::read(&mut input, &config.stages, now, |staged| {
-        crate::event_lines::write_staged(&mut staging, &staged)
+    let count = crate::domain::event_lines::read(&mut input, &config.stages, now, |staged| {
+        crate::domain::event_lines::write_staged(&mut staging, &staged)
     })
     .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let mut staged = staging
@@ -62,10 +62,10 @@ fn enqueue_lines(config: &Config, file: Option<&Path>, now: &str) -> anyhow::Res
     staged.seek(std::io::SeekFrom::Start(0))?;
     check_store(config)?;
     let queue = Queue::open(&config.store_path, config.synchronous)?;
-    let bar = crate::progress::progress_bar(count as u64, "enqueueing");
+    let bar = crate::tools::progress::progress_bar(count as u64, "enqueueing");
     let lines = std::io::BufReader::new(staged).lines().map(|line| {
         line.and_then(|l| {
-            crate::event_lines::read_staged(&l).ok_or_else(|| {
+            crate::domain::event_lines::read_staged(&l).ok_or_else(|| {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, "a staged line is damaged")
             })
         })
@@ -135,7 +135,7 @@ pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<Ex
     queue
         .enqueue(&events, &now_rfc3339())
         .context("cannot write to the queue")?;
-    crate::doorbell::ring(&config.store_path);
+    crate::daemon::doorbell::ring(&config.store_path);
     eprintln!("queued {} failed event(s) again", events.len());
     Ok(ExitCode::SUCCESS)
 }

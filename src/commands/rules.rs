@@ -8,11 +8,11 @@ use anyhow::Context;
 
 use super::{emit, open_for_reading, read_input};
 use crate::cli::Format;
-use crate::config::Config;
+use crate::domain::config::Config;
+use crate::domain::event::{parse_batch, Event};
+use crate::engine::report::Report;
 use crate::engine::Processor;
-use crate::event::{parse_batch, Event};
-use crate::report::Report;
-use crate::ruleset::RuleSet;
+use crate::scripting::ruleset::RuleSet;
 use crate::store::Store;
 
 pub fn dry_run(
@@ -93,7 +93,7 @@ pub fn validate(
 
 /// Each problem as rustc shows one: the place and message, then the
 /// source line with a caret under the column.
-fn print_problems(kind: &str, problems: &[crate::diagnostic::Diagnostic]) {
+fn print_problems(kind: &str, problems: &[crate::domain::diagnostic::Diagnostic]) {
     for problem in problems {
         eprintln!("{kind}: {problem}");
         if let Some(snippet) = problem.snippet() {
@@ -110,8 +110,8 @@ pub fn test(
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     let rules_dir = rules_dir.map_or_else(|| config.rules_dir.clone(), Path::to_path_buf);
-    let results = crate::ruletest::run(&config, &rules_dir, filter)?;
-    emit(format, &results, |r| crate::ruletest::render(r))?;
+    let results = crate::tools::ruletest::run(&config, &rules_dir, filter)?;
+    emit(format, &results, |r| crate::tools::ruletest::render(r))?;
     let failed = results.iter().any(|r| r.failure.is_some());
     Ok(if failed {
         ExitCode::FAILURE
@@ -129,7 +129,7 @@ pub struct Candidate<'a> {
 pub fn replay(
     config_file: &Path,
     candidate: &Candidate,
-    window: &crate::replay::Window,
+    window: &crate::tools::replay::Window,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     // The history is the configured store's; the candidate config brings
@@ -137,11 +137,11 @@ pub fn replay(
     let config = Config::load(config_file)?;
     let rules = crate::daemon::load(candidate.config.unwrap_or(config_file), candidate.rules)?;
     let store = open_for_reading(&config)?;
-    let candidate = crate::replay::Candidate {
+    let candidate = crate::tools::replay::Candidate {
         rules,
         config_given: candidate.config.is_some(),
     };
-    let report = crate::replay::replay(&store, candidate, window)?;
-    emit(format, &report, crate::replay::ReplayReport::to_text)?;
+    let report = crate::tools::replay::replay(&store, candidate, window)?;
+    emit(format, &report, crate::tools::replay::ReplayReport::to_text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::cli::Cli;
 
 pub fn init(dir: &Path) -> anyhow::Result<ExitCode> {
-    crate::init::init(dir)?;
+    crate::tools::init::init(dir)?;
     eprintln!(
         "wrote config/ and rules/ in {}; try: inboxd --config {} validate",
         dir.display(),

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{Result, Store};
-use crate::change::{Change, Entity};
+use crate::domain::change::{Change, Entity};
 
 /// One audited change of one field, with its event.
 #[derive(Debug, Clone, Serialize)]

@@ -122,7 +122,7 @@ impl Drop for Checkpointer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Synchronous;
+    use crate::domain::config::Synchronous;
 
     #[test]
     fn under_sustained_writes_the_wal_starts_over_instead_of_growing() {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Result, Store};
-use crate::state::{Conversation, ConversationStatus, Ticket};
+use crate::domain::state::{Conversation, ConversationStatus, Ticket};
 
 const CONVERSATION_COLUMNS: &str = "c.id, c.status, c.owner, a.ticket, c.inbox, c.channel, \
      c.contact, c.subject, c.spam FROM conversations c \

@@ -5,8 +5,8 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Result, Store};
-use crate::change::Change;
-use crate::report::Outcome;
+use crate::domain::change::Change;
+use crate::domain::outcome::Outcome;
 
 /// One processed event, to be recorded.
 pub struct Recorded<'a> {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rusqlite::Connection;
 
-use crate::config::Synchronous;
+use crate::domain::config::Synchronous;
 
 pub use audit::AuditRow;
 pub use checkpoint::Checkpointer;

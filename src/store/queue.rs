@@ -17,8 +17,8 @@ use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Result, Store};
-use crate::config::Synchronous;
-use crate::event::Event;
+use crate::domain::config::Synchronous;
+use crate::domain::event::Event;
 
 /// An event taken from the queue, not yet acknowledged.
 #[derive(Debug, Clone)]
@@ -156,7 +156,7 @@ impl Queue {
     /// none, calling `progress` after each.
     pub fn enqueue_staged(
         &self,
-        staged: impl Iterator<Item = std::io::Result<crate::event_lines::Staged>>,
+        staged: impl Iterator<Item = std::io::Result<crate::domain::event_lines::Staged>>,
         now: &str,
         mut progress: impl FnMut(),
     ) -> anyhow::Result<()> {
@@ -348,7 +348,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Stages;
+    use crate::domain::state::Stages;
 
     fn event(id: &str) -> Event {
         let line = format!(r#"{{"id":"{id}","type":"conversation.created","conversation":"c"}}"#);

@@ -5,7 +5,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{Result, Store};
-use crate::state::Stages;
+use crate::domain::state::Stages;
 
 /// The parts of the config a RuleSet's scripts and stages depend on.
 #[derive(Debug, Clone, PartialEq)]

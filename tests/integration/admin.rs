@@ -8,7 +8,7 @@ use crate::common::*;
 
 fn with_rule_tests() -> Inbox {
     let inbox = Inbox::new();
-    let (_, tests) = inboxd::init::FILES
+    let (_, tests) = inboxd::tools::init::FILES
         .iter()
         .find(|(path, _)| *path == "rules/tests/policies.toml")
         .unwrap();

@@ -17,7 +17,7 @@ impl Inbox {
     /// admin may have changed), without the rule tests.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        for (path, text) in inboxd::init::FILES {
+        for (path, text) in inboxd::tools::init::FILES {
             if path.starts_with("rules/tests/") {
                 continue;
             }

@@ -120,7 +120,10 @@ fn script_output_is_capped_per_event() {
         .assert()
         .success();
     let log = String::from_utf8_lossy(&out.get_output().stderr).to_string();
-    let script_lines = log.lines().filter(|l| l.contains("inboxd::script")).count();
+    let script_lines = log
+        .lines()
+        .filter(|l| l.contains("inboxd::scripting::script"))
+        .count();
     // 100 lines for each event, plus the notes that say it was cut.
     assert!(
         script_lines <= 2 * 103,

@@ -100,7 +100,7 @@ fn status_tells_the_truth_after_a_failed_reload_and_a_retry() {
     );
     drop(daemon);
 
-    let (_, pipeline) = inboxd::init::FILES
+    let (_, pipeline) = inboxd::tools::init::FILES
         .iter()
         .find(|(p, _)| *p == "rules/pipeline.toml")
         .unwrap();

@@ -278,7 +278,7 @@ fn the_commands_of_the_installation_steps_exist() {
 /// The README's tables of the script API are the manual in `api.rs`.
 #[test]
 fn the_script_api_tables_are_the_manual() {
-    use inboxd::api::{manual_table, Kind};
+    use inboxd::scripting::manual::{manual_table, Kind};
     let text = readme();
     for kind in [Kind::Read, Kind::Action, Kind::Other] {
         let table = manual_table(kind);

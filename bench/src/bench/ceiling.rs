@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use inboxd::change::{Change, Entity};
-use inboxd::config::Synchronous;
 use inboxd::daemon::BATCH;
-use inboxd::state::{Conversation, Ticket};
+use inboxd::domain::change::{Change, Entity};
+use inboxd::domain::config::Synchronous;
+use inboxd::domain::state::{Conversation, Ticket};
 use inboxd::store::{LoggedEvent, Store};
 
 /// How long the bare writes took.
@@ -170,12 +170,12 @@ mod tests {
     use super::*;
     use crate::bench::Workload;
     use inboxd::engine::Processor;
-    use inboxd::export::Export;
+    use inboxd::tools::export::Export;
 
     /// A store after the shipped rules processed `events` of the workload.
     fn processed(events: usize) -> Rc<Store> {
         let dir = tempfile::tempdir().unwrap();
-        let rules = inboxd::init::shipped_rules(dir.path()).unwrap();
+        let rules = inboxd::tools::init::shipped_rules(dir.path()).unwrap();
         let store = Rc::new(Store::open_in_memory().unwrap());
         let mut processor = Processor::new(Rc::clone(&store), rules);
         store.begin().unwrap();
@@ -201,13 +201,14 @@ mod tests {
                 as_json(Export::read(&bare).unwrap()),
                 as_json(Export::read(&store).unwrap())
             );
-            let logged = |s: &Store| -> Vec<(String, inboxd::report::Outcome, Vec<Change>)> {
-                s.logged_events()
-                    .unwrap()
-                    .into_iter()
-                    .map(|e| (e.event_id, e.outcome, e.changes))
-                    .collect()
-            };
+            let logged =
+                |s: &Store| -> Vec<(String, inboxd::engine::report::Outcome, Vec<Change>)> {
+                    s.logged_events()
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| (e.event_id, e.outcome, e.changes))
+                        .collect()
+                };
             if with_log {
                 assert_eq!(logged(&bare), logged(&store));
             } else {

@@ -10,9 +10,9 @@ use anyhow::Context;
 
 use super::{Latency, Options, Scratch, Workload};
 use inboxd::daemon::{Control, Daemon};
-use inboxd::event::Event;
-use inboxd::event::{now_rfc3339, parse_time};
-use inboxd::ruleset::RuleSet;
+use inboxd::domain::event::Event;
+use inboxd::domain::event::{now_rfc3339, parse_time};
+use inboxd::scripting::ruleset::RuleSet;
 use inboxd::store::{Queue, Store};
 
 /// Enqueue → applied at `rate` events/s, `producer_batch` events per
@@ -34,7 +34,7 @@ pub fn latency(rules_from: &Path, options: &Options, rate: u32) -> anyhow::Resul
             std::thread::sleep(wait);
         }
         queue.enqueue(events, &now_rfc3339())?;
-        inboxd::doorbell::ring(&scratch.store_path);
+        inboxd::daemon::doorbell::ring(&scratch.store_path);
     }
     while queue.depth(store.queue_position()?.as_ref())? > 0 {
         std::thread::sleep(Duration::from_millis(10));
@@ -73,7 +73,7 @@ pub fn producers_beside_a_slow_event(
         id: id.into(),
         at: None,
         actor: None,
-        kind: inboxd::event::EventKind::ConversationCreated {
+        kind: inboxd::domain::event::EventKind::ConversationCreated {
             conversation: conversation.into(),
             inbox: None,
             channel: None,
@@ -83,7 +83,7 @@ pub fn producers_beside_a_slow_event(
         },
     };
     queue.enqueue(&[event("slow", "bench-slow")], &now_rfc3339())?;
-    inboxd::doorbell::ring(&scratch.store_path);
+    inboxd::daemon::doorbell::ring(&scratch.store_path);
     // The daemon is woken at once and spends 2 s in the event.
     std::thread::sleep(Duration::from_millis(100));
     let mut samples = Vec::new();
@@ -96,7 +96,7 @@ pub fn producers_beside_a_slow_event(
             &[event(&format!("p{i}"), &format!("pc{i}"))],
             &now_rfc3339(),
         )?;
-        inboxd::doorbell::ring(&scratch.store_path);
+        inboxd::daemon::doorbell::ring(&scratch.store_path);
         samples.push(started.elapsed().as_secs_f64() * 1000.0);
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -157,8 +157,12 @@ fn spawn_daemon(scratch: &Scratch) -> anyhow::Result<(Arc<Control>, DaemonThread
         let started = (|| {
             let mut daemon = Daemon::start(config_file.clone())?;
             let rules: &RuleSet = daemon.rules();
-            let watches =
-                inboxd::watch::start(&config_file, &rules.rules_dir, &rules.config.store_path, &c)?;
+            let watches = inboxd::daemon::watch::start(
+                &config_file,
+                &rules.rules_dir,
+                &rules.config.store_path,
+                &c,
+            )?;
             daemon.keep_watching(watches);
             daemon.announce()?;
             Ok::<_, anyhow::Error>(daemon)

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use inboxd::config::{Config, Synchronous};
 use inboxd::daemon::{Control, Daemon};
-use inboxd::event::{now_rfc3339, Event, EventKind};
-use inboxd::state::{Conversation, Ticket};
+use inboxd::domain::config::{Config, Synchronous};
+use inboxd::domain::event::{now_rfc3339, Event, EventKind};
+use inboxd::domain::state::{Conversation, Ticket};
 use inboxd::store::{Queue, Store};
 
 pub use workload::Workload;
@@ -315,7 +315,7 @@ fn close_big_ticket(rules_from: &Path, synchronous: Synchronous) -> anyhow::Resu
     let elapsed = started.elapsed();
     let closed = Rc::new(store)
         .conversation("c9999")?
-        .is_some_and(|c| c.status == inboxd::state::ConversationStatus::Closed);
+        .is_some_and(|c| c.status == inboxd::domain::state::ConversationStatus::Closed);
     anyhow::ensure!(closed, "the ticket's conversations were not closed");
     Ok(elapsed.as_secs_f64() * 1000.0)
 }

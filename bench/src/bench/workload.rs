@@ -5,7 +5,7 @@
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use inboxd::event::{Event, EventKind};
+use inboxd::domain::event::{Event, EventKind};
 
 /// Conversations that still get events; older ones fall out of the window.
 const WINDOW: usize = 5_000;

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::event::EVENT_TYPES;
+use crate::domain::event::EVENT_TYPES;
 
 /// The largest input an event may carry. Anything larger is refused at
 /// enqueue like any malformed input: a value a script cannot handle (its
@@ -166,8 +166,8 @@ fn printable(field: &str, text: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::event::Event;
-    use crate::state::Stages;
+    use crate::domain::event::Event;
+    use crate::domain::state::Stages;
 
     use super::limits;
 

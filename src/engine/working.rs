@@ -6,9 +6,9 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use crate::change::{Audited, Change, Entity};
-use crate::state::{Conversation, Ticket};
-use crate::state_cache::{Bounded, StateCache};
+use crate::domain::change::{Audited, Change, Entity};
+use crate::domain::state::{Conversation, Ticket};
+use crate::engine::state_cache::{Bounded, StateCache};
 use crate::store::Store;
 
 /// Which event, and which rule if any, is making a change.
@@ -278,7 +278,7 @@ fn is_blank(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::ConversationStatus;
+    use crate::domain::state::ConversationStatus;
 
     fn cause() -> Cause {
         Cause {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::state::{Conversation, Ticket};
+use crate::domain::state::{Conversation, Ticket};
 
 const CAPACITY: usize = 20_000;
 

@@ -18,13 +18,13 @@ use std::rc::Rc;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::change::Change;
-use crate::clock::SetClock;
+use crate::domain::change::Change;
+use crate::domain::clock::SetClock;
+use crate::domain::event::{parse_time, Event};
 use crate::engine::Processor;
-use crate::event::{parse_time, Event};
-use crate::progress::progress_bar;
-use crate::ruleset::RuleSet;
+use crate::scripting::ruleset::RuleSet;
 use crate::store::{LoggedEvent, Store};
+use crate::tools::progress::progress_bar;
 
 /// Which recorded events to compare.
 #[derive(Debug, Default, Clone)]
@@ -92,7 +92,7 @@ pub struct Candidate {
 /// What one event did, or would do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventResult {
-    pub outcome: crate::report::Outcome,
+    pub outcome: crate::engine::report::Outcome,
     pub reason: Option<String>,
     /// `(entity, id, field, before, after)`.
     pub changes: Vec<(String, String, String, Value, Value)>,
@@ -156,7 +156,7 @@ impl<'a> Configs<'a> {
                 RuleSet::load(under, Some(&rules.rules_dir)).map_err(|problems| {
                     anyhow::anyhow!(
                         "the candidate rules do not load under the config ruleset {version} ran under: {}",
-                        crate::diagnostic::Diagnostics(problems)
+                        crate::domain::diagnostic::Diagnostics(problems)
                     )
                 })?
             }
@@ -181,7 +181,7 @@ pub fn replay(
     let dir = tempfile::tempdir()?;
     let scratch = Rc::new(Store::open(
         &dir.path().join("replay.db"),
-        crate::config::Synchronous::Normal,
+        crate::domain::config::Synchronous::Normal,
     )?);
     let ruleset = candidate.rules.version.clone();
     let mut configs = Configs::new(history, &candidate);
@@ -237,7 +237,7 @@ fn compare(
     report: &mut ReplayReport,
     entry: &LoggedEvent,
     event: &Event,
-    candidate: &crate::report::Report,
+    candidate: &crate::engine::report::Report,
 ) {
     let recorded = EventResult {
         outcome: entry.outcome,

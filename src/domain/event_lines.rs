@@ -6,8 +6,8 @@
 
 use std::io::{BufRead, Write};
 
-use crate::event::{limits::MAX_EVENT_BYTES, Event};
-use crate::state::Stages;
+use crate::domain::event::{limits::MAX_EVENT_BYTES, Event};
+use crate::domain::state::Stages;
 
 /// One event ready for the queue: its id and its JSON, `at` filled in.
 pub struct Staged {

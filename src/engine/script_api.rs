@@ -1,10 +1,6 @@
-//! The functions a rule script can call: read the state, ask for actions,
-//! reject the event. This module is the admin's manual (see README, "Writing
-//! rules"); keep it small and in the inbox's words.
-//!
-//! Every action is the same change as the event of the same type, applied
-//! at once: later code and later rules see it. An action returns `true` if
-//! it changed something (and so derived an event), `false` if it was a no-op.
+//! The script API bound to the engine: each function of the manual
+//! (`scripting::manual`) registered on the Rhai engine, reading and
+//! changing the event's working state.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -12,160 +8,11 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
-use crate::event::EventKind;
-use crate::event_work::EventWork;
-use crate::script_log::ScriptLog;
+use crate::domain::event::EventKind;
+use crate::engine::event_work::EventWork;
+use crate::scripting::script_log::ScriptLog;
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
-
-/// What a function of the API is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Reads the state.
-    Read,
-    /// Changes it, deriving an event.
-    Action,
-    /// Anything else.
-    Other,
-}
-
-/// One function of the API, as the manual shows it.
-pub struct Entry {
-    pub call: &'static str,
-    pub kind: Kind,
-    /// What it returns (reads), the event it derives (actions), or what it
-    /// does.
-    pub doc: &'static str,
-}
-
-/// The script API, as the admin reads it: the README's tables are made
-/// from it (a test keeps them equal), and a test keeps it equal to what
-/// `register` registers.
-pub const MANUAL: &[Entry] = &[
-    Entry {
-        call: "conversation(id)",
-        kind: Kind::Read,
-        doc: "a map (`id`, `status`, `owner`, `ticket`, `inbox`, `channel`, `contact`, `subject`, `spam`) or `()`",
-    },
-    Entry {
-        call: "ticket(id)",
-        kind: Kind::Read,
-        doc: "a map (`id`, `status`, `owner`, `subject`, `properties`, `conversations`, `deleted`) or `()`",
-    },
-    Entry {
-        call: "is_blocked(contact)",
-        kind: Kind::Read,
-        doc: "whether the contact is on the blocklist",
-    },
-    Entry {
-        call: "stage_is_closed(stage)",
-        kind: Kind::Read,
-        doc: "whether the stage is a closed one",
-    },
-    Entry {
-        call: "first_stage()",
-        kind: Kind::Read,
-        doc: "the stage new tickets start in",
-    },
-    Entry {
-        call: "close_conversation(id)",
-        kind: Kind::Action,
-        doc: "`conversation.closed`",
-    },
-    Entry {
-        call: "reopen_conversation(id)",
-        kind: Kind::Action,
-        doc: "`conversation.reopened`",
-    },
-    Entry {
-        call: "trash_conversation(id)",
-        kind: Kind::Action,
-        doc: "`conversation.trashed`",
-    },
-    Entry {
-        call: "mark_spam(id)",
-        kind: Kind::Action,
-        doc: "`conversation.marked_spam`",
-    },
-    Entry {
-        call: "block_sender(id)",
-        kind: Kind::Action,
-        doc: "`conversation.sender_blocked`",
-    },
-    Entry {
-        call: "set_conversation_owner(id, owner)",
-        kind: Kind::Action,
-        doc: "`conversation.owner_changed` (`owner` a string or `()`)",
-    },
-    Entry {
-        call: "create_ticket(id, conversation)",
-        kind: Kind::Action,
-        doc: "`ticket.created`",
-    },
-    Entry {
-        call: "create_ticket(id, conversation, #{subject, owner, status, properties})",
-        kind: Kind::Action,
-        doc: "`ticket.created`, with those fields (each optional)",
-    },
-    Entry {
-        call: "associate_conversation(ticket, conversation)",
-        kind: Kind::Action,
-        doc: "`ticket.associated`",
-    },
-    Entry {
-        call: "set_ticket_owner(id, owner)",
-        kind: Kind::Action,
-        doc: "`ticket.owner_changed` (`owner` a string or `()`)",
-    },
-    Entry {
-        call: "set_ticket_status(id, status)",
-        kind: Kind::Action,
-        doc: "`ticket.status_changed`",
-    },
-    Entry {
-        call: "set_ticket_property(id, name, value)",
-        kind: Kind::Action,
-        doc: "`ticket.property_changed` (`value` `()` clears)",
-    },
-    Entry {
-        call: "delete_ticket(id)",
-        kind: Kind::Action,
-        doc: "`ticket.deleted`",
-    },
-    Entry {
-        call: "reject(reason)",
-        kind: Kind::Other,
-        doc: "refuses the whole event with that reason (even if the script catches the error)",
-    },
-    Entry {
-        call: "log(message)",
-        kind: Kind::Other,
-        doc: "writes an info line to the daemon's log, naming the rule and the event (as `print` does)",
-    },
-];
-
-/// The names of the API's functions (`validate` knows them).
-pub fn function_names() -> impl Iterator<Item = &'static str> {
-    MANUAL
-        .iter()
-        .map(|entry| entry.call.split('(').next().unwrap_or(entry.call))
-}
-
-/// The manual's table of one kind of function, in Markdown, as the
-/// README shows it.
-pub fn manual_table(kind: Kind) -> String {
-    let header = match kind {
-        Kind::Read => "| function | returns |\n|----------|---------|\n",
-        Kind::Action => "| action | event it derives |\n|--------|------------------|\n",
-        Kind::Other => "| function | does |\n|----------|------|\n",
-    };
-    let rows: String = MANUAL
-        .iter()
-        .filter(|entry| entry.kind == kind)
-        .map(|entry| format!("| `{}` | {} |\n", entry.call, entry.doc))
-        .collect();
-    format!("{header}{rows}")
-}
 
 /// Registers the inbox API on `engine`, bound to `unit`; script output goes
 /// to `log`.
@@ -357,7 +204,7 @@ fn create_ticket(
             .ok_or("create_ticket: `properties` must be a map")?;
         for (key, value) in map {
             let value = value.into_string().map_err(|t| {
-                let t = crate::script::plain_types(t);
+                let t = crate::scripting::script::plain_types(t);
                 format!("create_ticket: property {key} must be a string, not {t}")
             })?;
             properties.insert(key.to_string(), value);
@@ -393,7 +240,7 @@ fn optional_string(value: Dynamic, what: &str) -> Result<Option<String>> {
         return Ok(None);
     }
     value.into_string().map(Some).map_err(|t| {
-        let t = crate::script::plain_types(t);
+        let t = crate::scripting::script::plain_types(t);
         format!("{what} must be a string or (), not {t}").into()
     })
 }
@@ -412,7 +259,7 @@ fn store_error(e: crate::store::StoreError) -> Box<EvalAltResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::working::Working;
+    use crate::engine::working::Working;
 
     fn names(engine: &Engine) -> std::collections::BTreeSet<String> {
         engine
@@ -427,12 +274,13 @@ mod tests {
         let store = Rc::new(crate::store::Store::open_in_memory().unwrap());
         let unit = Rc::new(RefCell::new(EventWork::new(
             Working::new(store),
-            crate::state::Stages::default(),
+            crate::domain::state::Stages::default(),
         )));
         let mut engine = Engine::new_raw();
         register(&mut engine, &unit, &Rc::new(ScriptLog::default()));
-        let listed: std::collections::BTreeSet<String> =
-            function_names().map(str::to_string).collect();
+        let listed: std::collections::BTreeSet<String> = crate::scripting::manual::function_names()
+            .map(str::to_string)
+            .collect();
         assert_eq!(names(&engine), listed);
     }
 }

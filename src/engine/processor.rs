@@ -10,16 +10,16 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine};
 
-use crate::apply::{apply, Mode, Stop};
-use crate::clock::{Clock, SystemClock};
-use crate::event::Event;
-use crate::event_work::{EventWork, Pending};
-use crate::report::{Firing, Outcome, Report};
-use crate::ruleset::{script_scope, Rule, RuleSet};
-use crate::script::{describe, sandboxed_engine, with_time_limit, Deadlines};
-use crate::script_log::ScriptLog;
+use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::event::Event;
+use crate::engine::apply::{apply, Mode, Stop};
+use crate::engine::event_work::{EventWork, Pending};
+use crate::engine::report::{Firing, Outcome, Report};
+use crate::engine::working::{Cause, Working};
+use crate::scripting::ruleset::{script_scope, Rule, RuleSet};
+use crate::scripting::script::{describe, sandboxed_engine, with_time_limit, Deadlines};
+use crate::scripting::script_log::ScriptLog;
 use crate::store::{Queued, Recorded, RecordedConfig, Store};
-use crate::working::{Cause, Working};
 
 /// Applies events to the store under a RuleSet.
 pub struct Processor {
@@ -55,7 +55,7 @@ impl Processor {
         let mut scripts = sandboxed_engine();
         let deadlines = with_time_limit(&mut scripts);
         let script_log = Rc::new(ScriptLog::default());
-        crate::api::register(&mut scripts, &unit, &script_log);
+        crate::engine::script_api::register(&mut scripts, &unit, &script_log);
         Processor {
             store,
             rules,
@@ -460,7 +460,7 @@ mod tests {
 
     fn processor(store: &Rc<Store>) -> Processor {
         let dir = tempfile::tempdir().unwrap();
-        let rules = crate::init::shipped_rules(dir.path()).unwrap();
+        let rules = crate::tools::init::shipped_rules(dir.path()).unwrap();
         Processor::new(Rc::clone(store), rules)
     }
 
@@ -569,8 +569,8 @@ mod tests {
     fn outcomes_are_recorded_at_the_time_the_clock_says() {
         let store = Rc::new(Store::open_in_memory().unwrap());
         let dir = tempfile::tempdir().unwrap();
-        let rules = crate::init::shipped_rules(dir.path()).unwrap();
-        let clock = Rc::new(crate::clock::SetClock::new(
+        let rules = crate::tools::init::shipped_rules(dir.path()).unwrap();
+        let clock = Rc::new(crate::domain::clock::SetClock::new(
             time::macros::datetime!(2026-03-01 08:00 UTC),
         ));
         let mut processor = Processor::with_clock(Rc::clone(&store), rules, clock.clone());

@@ -16,8 +16,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::diagnostic::{line_column, Diagnostic};
-use crate::event::EVENT_TYPES;
+use crate::domain::diagnostic::{line_column, Diagnostic};
+use crate::domain::event::EVENT_TYPES;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,8 +16,8 @@ use std::time::Duration;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
-use crate::control::Control;
-use crate::doorbell;
+use crate::daemon::control::Control;
+use crate::daemon::doorbell;
 
 /// Saves come in bursts (temp file, rename, chmod...): one reload per burst.
 const DEBOUNCE: Duration = Duration::from_millis(200);

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::apply::{apply, Mode, Stop};
-use crate::event::EventKind;
-use crate::report::ActionRecord;
-use crate::state::Stages;
-use crate::working::{Cause, Working};
+use crate::domain::event::EventKind;
+use crate::domain::state::Stages;
+use crate::engine::apply::{apply, Mode, Stop};
+use crate::engine::report::ActionRecord;
+use crate::engine::working::{Cause, Working};
 
 /// The most events one original event may derive: enough to close a ticket
 /// with tens of thousands of conversations, and a bound on the memory a

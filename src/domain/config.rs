@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::diagnostic::Diagnostic;
-use crate::state::{Stage, Stages};
+use crate::domain::diagnostic::Diagnostic;
+use crate::domain::state::{Stage, Stages};
 
 /// The deepest cascade a config may allow: deeper, a cycle of rules would
 /// take too long to be stopped.

@@ -9,11 +9,11 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine, Scope, AST};
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
-use crate::diagnostic::Diagnostic;
-use crate::pipeline::{self, RuleDecl};
-use crate::script::sandboxed_engine;
-use crate::script_check::{self, Known};
+use crate::domain::config::Config;
+use crate::domain::diagnostic::Diagnostic;
+use crate::scripting::pipeline::{self, RuleDecl};
+use crate::scripting::script::sandboxed_engine;
+use crate::scripting::script_check::{self, Known};
 
 /// One rule, ready to run.
 #[derive(Debug, Clone)]

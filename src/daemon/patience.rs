@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use crate::control::Control;
-use crate::event::now_rfc3339;
-use crate::health::{is_transient, Health, StoreTrouble};
+use crate::daemon::control::Control;
+use crate::daemon::health::{is_transient, Health, StoreTrouble};
+use crate::domain::event::now_rfc3339;
 
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const LONGEST_PAUSE: Duration = Duration::from_secs(60);

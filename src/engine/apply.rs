@@ -2,9 +2,9 @@
 //! original event, and the change a rule's action asks for. One function
 //! serves both, so a rule can do nothing an event could not.
 
-use crate::event::EventKind;
-use crate::state::{Conversation, ConversationStatus, Stages, Ticket};
-use crate::working::{Cause, Working};
+use crate::domain::event::EventKind;
+use crate::domain::state::{Conversation, ConversationStatus, Stages, Ticket};
+use crate::engine::working::{Cause, Working};
 
 /// Who is asking for the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

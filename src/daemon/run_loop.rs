@@ -9,20 +9,20 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
-pub use crate::control::Control;
-use crate::diagnostic::Diagnostics;
+pub use crate::daemon::control::Control;
+use crate::daemon::health::Health;
+use crate::daemon::lock::DaemonLock;
+use crate::daemon::patience::{patiently, Backoff};
+use crate::daemon::poison_guard::{Attempt, PoisonGuard, Verdict};
+use crate::daemon::watch::Watches;
+use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::config::Config;
+use crate::domain::diagnostic::Diagnostics;
+use crate::domain::event::Event;
+use crate::engine::report::Outcome;
 use crate::engine::Processor;
-use crate::event::Event;
-use crate::health::Health;
-use crate::lock::DaemonLock;
-use crate::patience::{patiently, Backoff};
-use crate::poison_guard::{Attempt, PoisonGuard, Verdict};
-use crate::report::Outcome;
-use crate::ruleset::RuleSet;
+use crate::scripting::ruleset::RuleSet;
 use crate::store::{Checkpointer, Queue, QueuePosition, Queued, Store};
-use crate::watch::Watches;
 
 /// Events per transaction: many per commit is where throughput comes from
 /// (1,024 instead of 256: +15 % with a backlog, same latency at 1,000

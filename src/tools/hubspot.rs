@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::event::{Event, EventKind};
-use crate::state::Stages;
+use crate::domain::event::{Event, EventKind};
+use crate::domain::state::Stages;
 
 /// One notification of a webhook batch (the fields inboxd reads). Ids are
 /// read from the JSON text itself: HubSpot's ids are integers that may not

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rhai::{ASTNode, Engine, Expr, Position, Stmt, AST};
 
-use crate::diagnostic::Diagnostic;
+use crate::domain::diagnostic::Diagnostic;
 
 /// Functions the engine itself provides, outside any package.
 const BUILT_IN: [&str; 9] = [
@@ -40,7 +40,7 @@ impl Known {
             .filter_map(|signature| signature.split('(').next())
             .map(|name| name.trim().to_string())
             .collect();
-        functions.extend(crate::api::function_names().map(str::to_string));
+        functions.extend(crate::scripting::manual::function_names().map(str::to_string));
         functions.extend(BUILT_IN.iter().map(|f| f.to_string()));
         Known {
             functions,
@@ -147,7 +147,7 @@ fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::script::sandboxed_engine;
+    use crate::scripting::script::sandboxed_engine;
 
     fn problems(script: &str) -> Vec<String> {
         let engine = sandboxed_engine();

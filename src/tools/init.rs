@@ -15,60 +15,60 @@ use anyhow::Context;
 pub const FILES: &[(&str, &str)] = &[
     (
         "config/inboxd.toml",
-        include_str!("../defaults/config/inboxd.toml"),
+        include_str!("../../defaults/config/inboxd.toml"),
     ),
     (
         "rules/pipeline.toml",
-        include_str!("../defaults/rules/pipeline.toml"),
+        include_str!("../../defaults/rules/pipeline.toml"),
     ),
     (
         "rules/auto_ticket.rhai",
-        include_str!("../defaults/rules/auto_ticket.rhai"),
+        include_str!("../../defaults/rules/auto_ticket.rhai"),
     ),
     (
         "rules/blocked_sender.rhai",
-        include_str!("../defaults/rules/blocked_sender.rhai"),
+        include_str!("../../defaults/rules/blocked_sender.rhai"),
     ),
     (
         "rules/cascade_close.rhai",
-        include_str!("../defaults/rules/cascade_close.rhai"),
+        include_str!("../../defaults/rules/cascade_close.rhai"),
     ),
     (
         "rules/cascade_reopen.rhai",
-        include_str!("../defaults/rules/cascade_reopen.rhai"),
+        include_str!("../../defaults/rules/cascade_reopen.rhai"),
     ),
     (
         "rules/delete_cascade.rhai",
-        include_str!("../defaults/rules/delete_cascade.rhai"),
+        include_str!("../../defaults/rules/delete_cascade.rhai"),
     ),
     (
         "rules/owner_sync.rhai",
-        include_str!("../defaults/rules/owner_sync.rhai"),
+        include_str!("../../defaults/rules/owner_sync.rhai"),
     ),
     (
         "rules/spam_close.rhai",
-        include_str!("../defaults/rules/spam_close.rhai"),
+        include_str!("../../defaults/rules/spam_close.rhai"),
     ),
     (
         "rules/ticket_gate.rhai",
-        include_str!("../defaults/rules/ticket_gate.rhai"),
+        include_str!("../../defaults/rules/ticket_gate.rhai"),
     ),
     (
         "rules/trash_cascade.rhai",
-        include_str!("../defaults/rules/trash_cascade.rhai"),
+        include_str!("../../defaults/rules/trash_cascade.rhai"),
     ),
     (
         "rules/tests/policies.toml",
-        include_str!("../defaults/rules/tests/policies.toml"),
+        include_str!("../../defaults/rules/tests/policies.toml"),
     ),
 ];
 
 /// The shipped RuleSet, from the shipped files written under `dir`.
-pub fn shipped_rules(dir: &Path) -> anyhow::Result<crate::ruleset::RuleSet> {
+pub fn shipped_rules(dir: &Path) -> anyhow::Result<crate::scripting::ruleset::RuleSet> {
     init(dir)?;
-    let config = crate::config::Config::load(&dir.join("config/inboxd.toml"))?;
-    crate::ruleset::RuleSet::load(config, None)
-        .map_err(|problems| crate::diagnostic::Diagnostics(problems).into())
+    let config = crate::domain::config::Config::load(&dir.join("config/inboxd.toml"))?;
+    crate::scripting::ruleset::RuleSet::load(config, None)
+        .map_err(|problems| crate::domain::diagnostic::Diagnostics(problems).into())
 }
 
 /// Writes the shipped files under `dir`; refuses to overwrite any file.

@@ -4,7 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::script::limits::{MAX_LOG_BYTES, MAX_LOG_LINES};
+use crate::scripting::script::limits::{MAX_LOG_BYTES, MAX_LOG_LINES};
 
 #[derive(Debug, Default)]
 pub struct ScriptLog {
@@ -38,7 +38,7 @@ impl ScriptLog {
         if lines > MAX_LOG_LINES || bytes > MAX_LOG_BYTES {
             if self.dropped.replace(self.dropped.get() + 1) == 0 {
                 tracing::warn!(
-                    target: "inboxd::script",
+                    target: "inboxd::scripting::script",
                     event = %event,
                     rule = %rule,
                     "script output of this event cut: more than {MAX_LOG_LINES} lines or {} KiB",
@@ -49,7 +49,7 @@ impl ScriptLog {
         }
         self.lines.set(lines);
         self.bytes.set(bytes);
-        tracing::info!(target: "inboxd::script", event = %event, rule = %rule, "{text}");
+        tracing::info!(target: "inboxd::scripting::script", event = %event, rule = %rule, "{text}");
     }
 
     /// Says how much output the event's budget dropped, if any.
@@ -57,7 +57,7 @@ impl ScriptLog {
         let dropped = self.dropped.replace(0);
         if dropped > 0 {
             tracing::warn!(
-                target: "inboxd::script",
+                target: "inboxd::scripting::script",
                 event = %self.event.borrow(),
                 "{dropped} line(s) of script output dropped"
             );

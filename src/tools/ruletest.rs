@@ -27,14 +27,14 @@ use std::rc::Rc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::Config;
-use crate::diagnostic::Diagnostic;
+use crate::domain::config::Config;
+use crate::domain::diagnostic::Diagnostic;
+use crate::domain::event::Event;
+use crate::engine::report::Report;
 use crate::engine::Processor;
-use crate::event::Event;
-use crate::export::Export;
-use crate::report::Report;
-use crate::ruleset::RuleSet;
+use crate::scripting::ruleset::RuleSet;
 use crate::store::Store;
+use crate::tools::export::Export;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::state::{Conversation, Ticket};
+use crate::domain::state::{Conversation, Ticket};
 use crate::store::Store;
 
 #[derive(Debug, Serialize)]

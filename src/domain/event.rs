@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::event_checks;
-use crate::state::Stages;
+use crate::domain::event_checks;
+use crate::domain::state::Stages;
 
-pub use crate::event_checks::limits;
+pub use crate::domain::event_checks::limits;
 
 /// One inbox event: a fact ("an agent closed conversation c1").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,8 +193,8 @@ impl Event {
     /// that `status` fields must name.
     ///
     /// ```
-    /// use inboxd::event::Event;
-    /// use inboxd::state::Stages;
+    /// use inboxd::domain::event::Event;
+    /// use inboxd::domain::state::Stages;
     ///
     /// let line = r#"{"id":"e1","type":"ticket.status_changed","ticket":"T","status":"closed"}"#;
     /// let event = Event::parse(line, &Stages::default()).unwrap();
@@ -211,7 +211,8 @@ impl Event {
                 limits::MAX_EVENT_BYTES
             ));
         }
-        let value = crate::strict_json::parse(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        let value =
+            crate::domain::strict_json::parse(text).map_err(|e| format!("not valid JSON: {e}"))?;
         let object = value
             .as_object()
             .ok_or_else(|| "an event must be a JSON object".to_string())?;

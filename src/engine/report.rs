@@ -2,54 +2,13 @@
 //! actions and the field-level changes. Shown by `dry-run`, stored as the
 //! outcome and audit trail by the daemon.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::change::Change;
+use crate::domain::change::Change;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Applied, with its cascade (possibly changing nothing).
-    Applied,
-    /// Invalid against the state, or refused by a rule. Final.
-    Rejected,
-    /// A script error, a limit or a too deep cascade. Retryable.
-    Failed,
-    /// Its id was applied or rejected before; ignored.
-    Duplicate,
-}
-
-impl Outcome {
-    /// Every outcome, in the order `status` lists them.
-    pub const ALL: [Outcome; 4] = [
-        Outcome::Applied,
-        Outcome::Rejected,
-        Outcome::Failed,
-        Outcome::Duplicate,
-    ];
-
-    /// The outcome `as_str` names.
-    pub fn parse(name: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Rejected => "rejected",
-            Outcome::Failed => "failed",
-            Outcome::Duplicate => "duplicate",
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::domain::outcome::Outcome;
 
 /// One action a rule asked for.
 #[derive(Debug, Clone, PartialEq, Serialize)]
