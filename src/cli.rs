@@ -134,7 +134,7 @@ pub enum Command {
     Explain {
         /// What to explain: a conversation, a ticket, or an event.
         #[arg(value_enum)]
-        subject: crate::tools::explain::Subject,
+        subject: SubjectArg,
         /// Its id.
         id: String,
         /// Output for people (text) or for programs (json).
@@ -145,7 +145,7 @@ pub enum Command {
     Events {
         /// Only events with this outcome.
         #[arg(long, value_enum)]
-        outcome: Option<crate::engine::report::Outcome>,
+        outcome: Option<OutcomeArg>,
         /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -194,4 +194,51 @@ pub enum InputFormat {
     Inbox,
     /// HubSpot webhook deliveries.
     Hubspot,
+}
+
+/// `events --outcome`: the outcomes of `domain::outcome::Outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeArg {
+    /// Its change and cascade are in the state.
+    Applied,
+    /// Invalid against the state, or refused by a rule.
+    Rejected,
+    /// A script error, a limit or a too deep cascade; retryable.
+    Failed,
+    /// Its id was applied or rejected before.
+    Duplicate,
+}
+
+impl From<OutcomeArg> for crate::domain::outcome::Outcome {
+    fn from(arg: OutcomeArg) -> Self {
+        use crate::domain::outcome::Outcome;
+        match arg {
+            OutcomeArg::Applied => Outcome::Applied,
+            OutcomeArg::Rejected => Outcome::Rejected,
+            OutcomeArg::Failed => Outcome::Failed,
+            OutcomeArg::Duplicate => Outcome::Duplicate,
+        }
+    }
+}
+
+/// `explain conversation|ticket|event`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SubjectArg {
+    /// A conversation's history.
+    Conversation,
+    /// A ticket's history, with the conversations joining it.
+    Ticket,
+    /// What an event did.
+    Event,
+}
+
+impl From<SubjectArg> for crate::tools::explain::Subject {
+    fn from(arg: SubjectArg) -> Self {
+        use crate::tools::explain::Subject;
+        match arg {
+            SubjectArg::Conversation => Subject::Conversation,
+            SubjectArg::Ticket => Subject::Ticket,
+            SubjectArg::Event => Subject::Event,
+        }
+    }
 }

@@ -52,13 +52,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             rules::replay(&config, &candidate, &window, format)
         }
         Command::Export => inspect::export(&config),
-        Command::Events { outcome, format } => inspect::events(&config, outcome, format),
+        Command::Events { outcome, format } => {
+            inspect::events(&config, outcome.map(Into::into), format)
+        }
         Command::Status { format } => inspect::status(&config, format),
         Command::Explain {
             subject,
             id,
             format,
-        } => inspect::explain(&config, subject, &id, format),
+        } => inspect::explain(&config, subject.into(), &id, format),
         Command::Init { dir } => tools::init(&dir),
         Command::Completions { shell } => tools::completions(shell),
         Command::Man { dir } => tools::man(dir.as_deref()),

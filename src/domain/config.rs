@@ -33,7 +33,7 @@ pub struct Config {
 }
 
 /// SQLite's `synchronous` setting: what a commit waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Synchronous {
     /// Every commit is on disk before it is acknowledged (the default).

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::store::{AuditRow, OutcomeRow, Store};
 
 /// What to explain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
     Conversation,
     Ticket,

@@ -33,8 +33,8 @@ pub struct Options {
     /// Conversations (each with a ticket) in the store before the run.
     #[arg(long, default_value_t = 0)]
     pub preload: usize,
-    /// SQLite durability for the run.
-    #[arg(long, value_enum, default_value_t = Synchronous::Full)]
+    /// SQLite durability for the run: full or normal.
+    #[arg(long, default_value = "full", value_parser = parse_synchronous)]
     pub synchronous: Synchronous,
     /// Also measure enqueue -> applied latency at this many events/s.
     #[arg(long)]
@@ -385,5 +385,13 @@ impl Figures {
             out += &line("enqueue while the daemon is in a 2 s event", l);
         }
         out
+    }
+}
+
+fn parse_synchronous(text: &str) -> Result<Synchronous, String> {
+    match text {
+        "full" => Ok(Synchronous::Full),
+        "normal" => Ok(Synchronous::Normal),
+        other => Err(format!("{other:?}: expected full or normal")),
     }
 }
