@@ -34,6 +34,19 @@ pub fn check(object: &Map<String, Value>) -> Result<(), String> {
     check_sizes(object)
 }
 
+/// The fields of what an action asks for (its event kind), held to the
+/// same limits as an event's: a rule may not create a record whose id an
+/// event could not name.
+pub fn check_action(kind: &crate::domain::event::EventKind) -> Result<(), String> {
+    match serde_json::to_value(kind) {
+        Ok(Value::Object(object)) => {
+            check_types(&object)?;
+            check_sizes(&object)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `id` and `type` are checked first so that their errors are plain.
 fn check_header(object: &Map<String, Value>) -> Result<(), String> {
     match object.get("id") {

@@ -152,6 +152,11 @@ impl EventWork {
             return Err(reason);
         }
         let rule = firing.rule.clone();
+        if let Err(why) = crate::domain::event_checks::check_action(&kind) {
+            let reason = format!("rule {rule}: {call}: {why}");
+            self.rejection.get_or_insert(reason.clone());
+            return Err(reason);
+        }
         let id = format!("{}/{}", self.root, self.derived_count + 1);
         let cause = Cause {
             event: id.clone(),

@@ -391,3 +391,31 @@ fn a_user_who_may_only_read_sees_the_daemon_and_is_told_why_enqueue_fails() {
         "{stderr}"
     );
 }
+
+/// A rule may not make what an event may not name: an id with a control
+/// character (it would be printed raw) or past the size limits. The event
+/// is rejected, naming the rule and the call.
+#[test]
+fn actions_are_held_to_the_limits_of_events() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "sneaky",
+        "conversation.created",
+        "if event.conversation == \"c1\" { create_ticket(\"T\\x1b[31m\", event.conversation); }\nif event.conversation == \"c2\" { let s = \"x\"; for i in 0..10 { s += s; } create_ticket(s, event.conversation); }\n",
+    );
+    inbox.send(&[
+        conversation_created("e1", "c1"),
+        conversation_created("e2", "c2"),
+    ]);
+    let (outcome, reason) = inbox.outcome("e1");
+    assert_eq!(outcome, "rejected");
+    let reason = reason.unwrap();
+    assert!(
+        reason.contains("rule sneaky: create_ticket(") && reason.contains("control character"),
+        "{reason}"
+    );
+    let (outcome, reason) = inbox.outcome("e2");
+    assert_eq!(outcome, "rejected");
+    assert!(reason.unwrap().contains("`ticket` is 1024 bytes long"));
+    assert_eq!(inbox.export()["tickets"], serde_json::json!([]));
+}
