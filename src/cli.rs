@@ -102,8 +102,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Replay the recorded history under candidate rules, on a scratch copy,
-    /// and show every event whose outcome or changes would differ.
+    /// Replay the recorded history under candidate rules (or config), on a
+    /// scratch copy, and show every event whose outcome or changes would
+    /// differ.
     Replay {
         /// The candidate rules (default: the configured ones).
         #[arg(long, value_name = "DIR")]
@@ -150,8 +151,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Show the queue depth, events by outcome, the live ruleset version and
-    /// the last reload error.
+    /// Show whether a daemon runs, the queue depth, events by outcome, the
+    /// live ruleset version, the last reload error and any store trouble.
     Status {
         /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
