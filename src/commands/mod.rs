@@ -102,16 +102,7 @@ pub fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
 
 /// The text of a file, or of standard input for `-` or no file.
 pub fn read_input(file: Option<&Path>) -> anyhow::Result<(String, String)> {
-    let (name, reader): (String, Box<dyn Read>) = match file {
-        Some(path) if path != Path::new("-") => (
-            path.display().to_string(),
-            Box::new(
-                std::fs::File::open(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?,
-            ),
-        ),
-        _ => ("stdin".to_string(), Box::new(std::io::stdin())),
-    };
+    let (name, reader) = open_input(file)?;
     let mut bytes = Vec::new();
     reader
         .take(MAX_INPUT_BYTES + 1)
@@ -125,6 +116,25 @@ pub fn read_input(file: Option<&Path>) -> anyhow::Result<(String, String)> {
     }
     let text = decode(&bytes).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     Ok((name, text))
+}
+
+/// A file, or standard input for `-` or no file, as a buffered reader,
+/// with the name errors give it.
+pub fn open_input(file: Option<&Path>) -> anyhow::Result<(String, Box<dyn std::io::BufRead>)> {
+    match file {
+        Some(path) if path != Path::new("-") => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok((
+                path.display().to_string(),
+                Box::new(std::io::BufReader::with_capacity(1 << 16, file)),
+            ))
+        }
+        _ => Ok((
+            "stdin".to_string(),
+            Box::new(std::io::BufReader::with_capacity(1 << 16, std::io::stdin())),
+        )),
+    }
 }
 
 /// The most a command reads whole (HubSpot deliveries, dry-run input):

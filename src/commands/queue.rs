@@ -32,7 +32,7 @@ pub fn enqueue(
             let queue = Queue::open(&config.store_path, config.synchronous)?;
             queue
                 .enqueue(&mapped.events, &now)
-                .map_err(|e| explain_write_error(e.into(), &config))?;
+                .map_err(|e| explain_write_error(e, &config))?;
             mapped.events.len()
         }
     };
@@ -47,7 +47,7 @@ pub fn enqueue(
 /// transaction (so the queue's write lock is not held while a slow
 /// producer writes its input).
 fn enqueue_lines(config: &Config, file: Option<&Path>, now: &str) -> anyhow::Result<usize> {
-    let (name, mut input) = open_input(file)?;
+    let (name, mut input) = super::open_input(file)?;
     let mut staging = std::io::BufWriter::new(
         tempfile::tempfile().context("cannot create a temporary file to stage the events")?,
     );
@@ -75,24 +75,6 @@ fn enqueue_lines(config: &Config, file: Option<&Path>, now: &str) -> anyhow::Res
         .map_err(|e| explain_write_error(e, config))?;
     bar.finish_and_clear();
     Ok(count)
-}
-
-/// The input as a buffered reader, with the name errors give it.
-fn open_input(file: Option<&Path>) -> anyhow::Result<(String, Box<dyn BufRead>)> {
-    match file {
-        Some(path) if path != Path::new("-") => {
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            Ok((
-                path.display().to_string(),
-                Box::new(std::io::BufReader::with_capacity(1 << 16, file)),
-            ))
-        }
-        _ => Ok((
-            "stdin".to_string(),
-            Box::new(std::io::BufReader::with_capacity(1 << 16, std::io::stdin())),
-        )),
-    }
 }
 
 pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<ExitCode> {

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 /// The file's fixed size: the report, padded with spaces.
 const SIZE: usize = 4096;
+/// The longest error kept: even with every character escaped (`\u00XX`),
+/// the report fits `SIZE`.
+const MAX_ERROR_CHARS: usize = 500;
 
 /// The store is failing: since when, why, and when the next try is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,15 +67,12 @@ impl Health {
     /// Reports the store failing.
     pub fn store_failing(&mut self, trouble: &StoreTrouble) {
         self.failing = true;
-        let mut text = serde_json::to_string(trouble).unwrap_or_default();
-        if text.len() > SIZE {
-            // Cut the error, not the JSON.
-            let mut short = trouble.clone();
-            let room = SIZE.saturating_sub(200);
-            short.error = short.error.chars().take(room / 4).collect();
-            text = serde_json::to_string(&short).unwrap_or_default();
+        // Cut long errors so that the report, JSON-escaped, fits the file.
+        let mut short = trouble.clone();
+        if let Some((cut, _)) = short.error.char_indices().nth(MAX_ERROR_CHARS) {
+            short.error.truncate(cut);
         }
-        self.write(&text);
+        self.write(&serde_json::to_string(&short).unwrap_or_default());
     }
 
     /// Reports the store working again, if it was failing.

@@ -61,7 +61,7 @@ impl Daemon {
     /// Loads the rules, takes the database's daemon lock and opens it.
     pub fn start(config_file: PathBuf) -> anyhow::Result<Daemon> {
         let rules = load(&config_file, None)?;
-        let _ = create_directory_of(&rules.config.store_path);
+        let _ = crate::store::create_directory_of(&rules.config.store_path);
         let health = Health::create(&rules.config.store_path);
         Daemon::with_rules(config_file, rules, health)
     }
@@ -73,13 +73,13 @@ impl Daemon {
         control: &Control,
     ) -> anyhow::Result<Option<Daemon>> {
         let rules = load(&config_file, None)?;
-        let _ = create_directory_of(&rules.config.store_path);
+        let _ = crate::store::create_directory_of(&rules.config.store_path);
         let mut health = Health::create(&rules.config.store_path);
         // The lock first, and kept while waiting: `status` says a daemon
         // runs, and no other one starts meanwhile.
         let config = &rules.config;
         let lock = patiently(control, &mut health, || {
-            create_directory_of(&config.store_path)?;
+            crate::store::create_directory_of(&config.store_path)?;
             DaemonLock::acquire(&config.store_path)
         })?;
         let opened = match lock {
@@ -101,7 +101,7 @@ impl Daemon {
         rules: RuleSet,
         health: Health,
     ) -> anyhow::Result<Daemon> {
-        create_directory_of(&rules.config.store_path)?;
+        crate::store::create_directory_of(&rules.config.store_path)?;
         let lock = DaemonLock::acquire(&rules.config.store_path)?;
         let opened = open_store(&rules.config)?;
         Ok(Daemon::opened(config_file, rules, (lock, opened), health))
@@ -158,24 +158,16 @@ impl Daemon {
     /// Tells `status` the daemon is up; call it once it watches its files,
     /// so that nothing saved after it is missed.
     pub fn announce(&self) -> anyhow::Result<()> {
-        self.store
-            .daemon_started(
-                std::process::id(),
-                &self.clock.now_rfc3339(),
-                &self.rules().version,
-            )
-            .context("cannot write the daemon status")
+        announce(&self.store, self.clock.as_ref(), &self.rules().version)
     }
 
     /// `announce`, waiting out a store that is unavailable for now;
     /// `false` if asked to stop meanwhile.
     pub fn announce_patiently(&mut self, control: &Control) -> anyhow::Result<bool> {
-        let (store, version) = (&self.store, self.processor.rules().version.clone());
-        let clock = &self.clock;
+        let (store, clock) = (&self.store, self.clock.as_ref());
+        let version = &self.processor.rules().version;
         let announced = patiently(control, &mut self.health, || {
-            store
-                .daemon_started(std::process::id(), &clock.now_rfc3339(), &version)
-                .context("cannot write the daemon status")
+            announce(store, clock, version)
         })?;
         Ok(announced.is_some())
     }
@@ -409,12 +401,11 @@ fn open_store(config: &Config) -> anyhow::Result<Opened> {
     })
 }
 
-fn create_directory_of(store_path: &Path) -> anyhow::Result<()> {
-    match store_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the store's directory {}", dir.display())),
-        None => Ok(()),
-    }
+/// Tells `status` a daemon is up, with its live rules.
+fn announce(store: &Store, clock: &dyn Clock, version: &str) -> anyhow::Result<()> {
+    store
+        .daemon_started(std::process::id(), &clock.now_rfc3339(), version)
+        .context("cannot write the daemon status")
 }
 
 /// Settings that cannot change while running keep their value; the rest of

@@ -18,7 +18,6 @@ pub struct ScriptLog {
 impl ScriptLog {
     /// Starts the budget of a new original event.
     pub fn start_event(&self, event: &str) {
-        self.finish_event();
         event.clone_into(&mut self.event.borrow_mut());
         self.lines.set(0);
         self.bytes.set(0);

@@ -48,7 +48,7 @@ pub fn beside(store_path: &Path, suffix: &str) -> std::path::PathBuf {
 }
 
 /// Creates the directory the store's files go in.
-fn create_directory_of(store_path: &Path) -> anyhow::Result<()> {
+pub fn create_directory_of(store_path: &Path) -> anyhow::Result<()> {
     match store_path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the store's directory {}", dir.display())),

@@ -120,7 +120,7 @@ impl Queue {
     }
 
     /// Adds the events at the end of the queue, all or none.
-    pub fn enqueue(&self, events: &[Event], now: &str) -> Result<()> {
+    pub fn enqueue(&self, events: &[Event], now: &str) -> anyhow::Result<()> {
         self.enqueue_with(events, now, || {})
     }
 
@@ -129,27 +129,14 @@ impl Queue {
         &self,
         events: &[Event],
         now: &str,
-        mut progress: impl FnMut(),
-    ) -> Result<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = events.iter().try_for_each(|event| {
-            progress();
+        progress: impl FnMut(),
+    ) -> anyhow::Result<()> {
+        let entries = events.iter().map(|event| {
             let mut event = event.clone();
             event.at.get_or_insert_with(|| now.to_string());
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO queue (event_id, body, enqueued_at) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![event.id, event.to_json(), now])
-                .map(drop)
+            Ok((event.id.clone(), event.to_json(), now.to_string()))
         });
-        match result.and_then(|()| self.conn.execute_batch("COMMIT")) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e.into())
-            }
-        }
+        self.insert_all(entries, progress)
     }
 
     /// Adds staged events (`event_lines`) at the end of the queue, all or
@@ -158,6 +145,20 @@ impl Queue {
         &self,
         staged: impl Iterator<Item = std::io::Result<crate::domain::event_lines::Staged>>,
         now: &str,
+        progress: impl FnMut(),
+    ) -> anyhow::Result<()> {
+        let entries = staged.map(|event| {
+            let event = event.context("cannot read the staged events")?;
+            Ok((event.id, event.body, now.to_string()))
+        });
+        self.insert_all(entries, progress)
+    }
+
+    /// Inserts `(event id, body, enqueue time)` entries in one transaction,
+    /// all or none: the one way anything enters the queue.
+    fn insert_all(
+        &self,
+        entries: impl Iterator<Item = anyhow::Result<(String, String, String)>>,
         mut progress: impl FnMut(),
     ) -> anyhow::Result<()> {
         let sql = |e: rusqlite::Error| anyhow::Error::from(super::StoreError::from(e));
@@ -169,24 +170,17 @@ impl Queue {
                     "INSERT INTO queue (event_id, body, enqueued_at) VALUES (?1, ?2, ?3)",
                 )
                 .map_err(sql)?;
-            for event in staged {
-                let event = event.context("cannot read the staged events")?;
-                statement
-                    .execute(params![event.id, event.body, now])
-                    .map_err(sql)?;
+            for entry in entries {
+                let (id, body, at) = entry?;
+                statement.execute(params![id, body, at]).map_err(sql)?;
                 progress();
             }
             drop(statement);
-            self.conn.execute_batch("COMMIT").map_err(sql)?;
-            Ok(())
+            self.conn.execute_batch("COMMIT").map_err(sql)
         };
-        match insert() {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        insert().inspect_err(|_| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        })
     }
 
     /// The first entry to process after `position`: past it if it is this
@@ -270,29 +264,14 @@ impl Queue {
         if legacy.is_empty() {
             return Ok(0);
         }
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(super::StoreError::from)?;
-        let moved = legacy.iter().try_for_each(|(id, body, at)| {
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO queue (event_id, body, enqueued_at) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![id, body, at])
-                .map(drop)
-        });
-        match moved.and_then(|()| self.conn.execute_batch("COMMIT")) {
-            Ok(()) => {}
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                return Err(super::StoreError::from(e)).context("cannot move the old queue");
-            }
-        }
+        let count = legacy.len();
+        self.insert_all(legacy.into_iter().map(Ok), || {})
+            .context("cannot move the old queue")?;
         store
             .clear_legacy_queue()
             .map_err(super::StoreError::from)
             .context("cannot empty the old queue table")?;
-        Ok(legacy.len())
+        Ok(count)
     }
 }
 
