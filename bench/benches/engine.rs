@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use inboxd::domain::event::{Event, EventKind};
 use inboxd::engine::Processor;
 use inboxd::scripting::ruleset::RuleSet;
-use inboxd::store::Store;
+use inboxd::store::{Store, Transactions};
 use inboxd_bench::bench::Workload;
 
 /// The daemon's allocator, so that the figures are the daemon's.
@@ -38,7 +38,7 @@ fn workload(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let store = Rc::new(Store::open_in_memory().unwrap());
-                let mut processor = Processor::new(Rc::clone(&store), shipped_rules());
+                let mut processor = Processor::new(store.clone(), shipped_rules());
                 // A store that has seen some history already.
                 store.begin().unwrap();
                 for event in &events[..BATCH * 7] {
@@ -69,7 +69,7 @@ fn rule_evaluation(c: &mut Criterion) {
         ("no rules", no_rules),
     ] {
         let store = Rc::new(Store::open_in_memory().unwrap());
-        let mut processor = Processor::new(Rc::clone(&store), rules());
+        let mut processor = Processor::new(store.clone(), rules());
         let setup = [
             r#"{"id":"s1","type":"conversation.created","conversation":"c1"}"#,
             r#"{"id":"s2","type":"conversation.created","conversation":"c2"}"#,

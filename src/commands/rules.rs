@@ -13,7 +13,7 @@ use crate::domain::event::{parse_batch, Event};
 use crate::engine::report::Report;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
-use crate::store::Store;
+use crate::store::{MemoryStore, Snapshot, Transactions};
 
 pub fn dry_run(
     config_file: &Path,
@@ -26,21 +26,27 @@ pub fn dry_run(
     let events =
         parse_batch(&text, &rules.config.stages).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let store = Rc::new(open_for_reading(&rules.config)?);
-    let reports = simulate(&store, rules, &events)?;
+    let reports = store
+        .read_consistently(|_| simulate(store.clone(), rules, &events))
+        .context("cannot read the store")?;
     emit(format, &reports, |reports| {
         reports.iter().map(Report::to_text).collect()
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The daemon's own processing, in a transaction that is rolled back.
-fn simulate(store: &Rc<Store>, rules: RuleSet, events: &[Event]) -> anyhow::Result<Vec<Report>> {
-    let mut processor = Processor::new(Rc::clone(store), rules);
-    store.begin().context("cannot start a transaction")?;
-    let reports: crate::store::Result<Vec<Report>> =
-        events.iter().map(|e| processor.process(e, None)).collect();
-    store.rollback().context("cannot roll back the dry-run")?;
-    Ok(reports?)
+/// The daemon's own processing, its writes kept in memory over a snapshot
+/// of the store: the store itself is only read (a dry-run takes no write
+/// lock, and waits for no daemon's batch).
+fn simulate(
+    store: Rc<dyn Snapshot>,
+    rules: RuleSet,
+    events: &[Event],
+) -> crate::store::Result<Vec<Report>> {
+    let scratch = Rc::new(MemoryStore::over(store));
+    let mut processor = Processor::new(scratch.clone(), rules);
+    scratch.begin()?;
+    events.iter().map(|e| processor.process(e, None)).collect()
 }
 
 pub fn validate(

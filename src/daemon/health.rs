@@ -159,22 +159,14 @@ mod tests {
     }
 
     #[test]
-    fn full_disks_and_io_errors_are_transient_damage_is_not() {
-        let sqlite = |code| {
-            crate::store::StoreError::from(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(code),
-                None,
-            ))
-        };
-        let full = sqlite(rusqlite::ffi::SQLITE_FULL);
+    fn transient_store_errors_and_full_disks_are_transient_others_are_not() {
+        let full = crate::store::StoreError::backend(crate::store::Trouble::Transient, "disk full");
         assert!(is_transient(
             &anyhow::Error::new(full).context("cannot commit")
         ));
-        let io = sqlite(rusqlite::ffi::SQLITE_IOERR);
-        assert!(is_transient(&anyhow::Error::new(io)));
         let enospc = std::io::Error::from_raw_os_error(libc::ENOSPC);
         assert!(is_transient(&anyhow::Error::new(enospc)));
-        let corrupt = sqlite(rusqlite::ffi::SQLITE_CORRUPT);
+        let corrupt = crate::store::StoreError::backend(crate::store::Trouble::Other, "damaged");
         assert!(!is_transient(&anyhow::Error::new(corrupt)));
         assert!(!is_transient(&anyhow::anyhow!("another inboxd daemon")));
     }

@@ -22,7 +22,7 @@ use crate::domain::event::Event;
 use crate::engine::report::Outcome;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
-use crate::store::{Checkpointer, Queue, QueuePosition, Queued, Store};
+use crate::store::{Checkpointer, Queue, QueuePosition, Queued, Store, Transactions};
 
 /// Events per transaction: many per commit is where throughput comes from
 /// (1,024 instead of 256: +15 % with a backlog, same latency at 1,000
@@ -130,7 +130,7 @@ impl Daemon {
         );
         log_warnings(&rules);
         let clock: Rc<dyn Clock> = Rc::new(SystemClock);
-        let processor = Processor::with_clock(Rc::clone(&store), rules, Rc::clone(&clock));
+        let processor = Processor::with_clock(store.clone(), rules, Rc::clone(&clock));
         Daemon {
             config_file,
             store,

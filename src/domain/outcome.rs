@@ -31,6 +31,12 @@ impl Outcome {
         Outcome::ALL.into_iter().find(|o| o.as_str() == name)
     }
 
+    /// Whether the event's id is done with: an applied or rejected event
+    /// is never processed again (a failed one may be retried).
+    pub fn is_done(self) -> bool {
+        matches!(self, Outcome::Applied | Outcome::Rejected)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",

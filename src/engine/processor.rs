@@ -1,7 +1,9 @@
-//! Processing one event: primary change, rules, breadth-first cascade of
-//! derived events, outcome — all inside the caller's transaction. The
-//! event's changes are worked out in memory and written under a savepoint,
-//! so that nothing of a failed or rejected event stays.
+//! Processing one event in two steps. **Evaluate**: the primary change,
+//! the rules, the breadth-first cascade of derived events, worked out in
+//! memory against a read view of the store (`Working`), giving a report and
+//! the rows to write. **Persist**: the store writes those rows (all or
+//! none) and records the outcome, inside the caller's transaction; nothing
+//! of a failed or rejected event stays.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -19,11 +21,11 @@ use crate::engine::working::{Cause, Working};
 use crate::scripting::ruleset::{script_scope, Rule, RuleSet};
 use crate::scripting::script::{describe, sandboxed_engine, with_time_limit, Deadlines};
 use crate::scripting::script_log::ScriptLog;
-use crate::store::{Queued, Recorded, RecordedConfig, Store};
+use crate::store::{EngineStore, Queued, Recorded, RecordedConfig};
 
 /// Applies events to the store under a RuleSet.
 pub struct Processor {
-    store: Rc<Store>,
+    store: Rc<dyn EngineStore>,
     rules: RuleSet,
     scripts: Engine,
     /// When the running script and the event started, for the time limits.
@@ -32,7 +34,7 @@ pub struct Processor {
     unit: Rc<RefCell<EventWork>>,
     /// What "now" is when an outcome is recorded.
     clock: Rc<dyn Clock>,
-    /// The store's rollback count when this RuleSet's config was last
+    /// The store's generation when this RuleSet's config was last
     /// recorded in the open transaction (`None`: not yet).
     remembered: Option<u64>,
     /// Whether event ids are done (applied or rejected), looked up for a
@@ -42,12 +44,12 @@ pub struct Processor {
 
 impl Processor {
     /// A processor on the wall clock.
-    pub fn new(store: Rc<Store>, rules: RuleSet) -> Self {
+    pub fn new(store: Rc<dyn EngineStore>, rules: RuleSet) -> Self {
         Processor::with_clock(store, rules, Rc::new(SystemClock))
     }
 
     /// A processor whose outcomes are recorded at the times `clock` says.
-    pub fn with_clock(store: Rc<Store>, rules: RuleSet, clock: Rc<dyn Clock>) -> Self {
+    pub fn with_clock(store: Rc<dyn EngineStore>, rules: RuleSet, clock: Rc<dyn Clock>) -> Self {
         let unit = Rc::new(RefCell::new(EventWork::new(
             Working::new(Rc::clone(&store)),
             rules.config.stages.clone(),
@@ -125,16 +127,31 @@ impl Processor {
         body: &str,
         queue_seq: Option<i64>,
     ) -> crate::store::Result<Report> {
+        let report = self.evaluate(event);
+        self.persist(event, body, queue_seq, report)
+    }
+
+    /// Writes what `evaluate` worked out: the state rows of an applied
+    /// event (if the store refuses them, the event fails and none stays),
+    /// then its outcome and audit trail.
+    fn persist(
+        &mut self,
+        event: &Event,
+        body: &str,
+        queue_seq: Option<i64>,
+        mut report: Report,
+    ) -> crate::store::Result<Report> {
         let in_transaction = self.store.in_transaction();
-        let mut report = self.evaluate(event);
         if report.outcome == Outcome::Applied {
-            if let Err(e) = self.write_state()? {
-                report.fail(format!("store error: {e}"));
+            let mut unit = self.unit.borrow_mut();
+            match self.store.write_state(&unit.working.writes())? {
+                Ok(()) => unit.working.keep_as_stored(),
+                Err(e) => report.fail(format!("store error: {e}")),
             }
         }
-        // SQLite rolls the whole transaction back by itself on some errors
-        // (I/O, a full disk): then the outcome must not be recorded outside
-        // it, and it is the caller's transaction that failed.
+        // A database may roll the whole transaction back by itself on some
+        // errors (I/O, a full disk): then the outcome must not be recorded
+        // outside it, and it is the caller's transaction that failed.
         if in_transaction && !self.store.in_transaction() {
             return Err(transaction_lost(report.reason.as_deref()));
         }
@@ -150,7 +167,7 @@ impl Processor {
             processed_at: &self.clock.now_rfc3339(),
             changes: &report.changes,
         })?;
-        if matches!(report.outcome, Outcome::Applied | Outcome::Rejected) {
+        if report.outcome.is_done() {
             if let Some(done) = self.known_done.get_mut(&event.id) {
                 *done = true;
             }
@@ -158,46 +175,11 @@ impl Processor {
         Ok(report)
     }
 
-    /// Writes the event's working state under a savepoint, so that a write
-    /// refused half-way (a constraint of the schema) leaves none of it. Only
-    /// the state rows are inside: a failure to record the outcome fails the
-    /// whole batch anyway, and every page a savepoint covers is copied. A
-    /// single row needs no savepoint: a statement that fails leaves nothing.
-    /// The inner error is the event's (its writes were undone); the outer
-    /// one is the transaction's.
-    fn write_state(&self) -> crate::store::Result<crate::store::Result<()>> {
-        let mut unit = self.unit.borrow_mut();
-        let rows = unit.working.rows_to_write();
-        if rows == 0 {
-            return Ok(Ok(()));
-        }
-        if rows > 1 {
-            self.store.savepoint()?;
-        }
-        match unit.working.flush() {
-            Ok(()) => {
-                if rows > 1 {
-                    self.store.release()?;
-                }
-                unit.working.keep_as_stored();
-                Ok(Ok(()))
-            }
-            Err(e) => {
-                // A transaction SQLite rolled back by itself took the
-                // savepoint with it (`process_body` reports that).
-                if rows > 1 && self.store.in_transaction() {
-                    self.store.rollback_to_savepoint()?;
-                }
-                Ok(Err(e))
-            }
-        }
-    }
-
     /// Records the config the rules run under, with the first outcome
     /// they record (again after a rollback took it away).
     fn remember_rules(&mut self) -> crate::store::Result<()> {
-        let rollbacks = self.store.rollbacks();
-        if self.remembered == Some(rollbacks) {
+        let generation = self.store.generation();
+        if self.remembered == Some(generation) {
             return Ok(());
         }
         let config = &self.rules.config;
@@ -208,7 +190,7 @@ impl Processor {
                 stages: config.stages.clone(),
             },
         )?;
-        self.remembered = Some(rollbacks);
+        self.remembered = Some(generation);
         Ok(())
     }
 
@@ -248,8 +230,9 @@ impl Processor {
             .map_err(|_| Stop::Failed(format!("rule {}: the script engine panicked", rule.name())))
     }
 
-    /// Works out what the event does, in the working state only.
-    fn evaluate(&mut self, event: &Event) -> Report {
+    /// Works out what the event does, in the working state only: the
+    /// store is read, not written.
+    pub fn evaluate(&mut self, event: &Event) -> Report {
         let mut report = Report {
             event: event.id.clone(),
             event_type: event.type_name().to_string(),
@@ -457,11 +440,12 @@ fn too_deep(next: &Pending, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{MemoryStore, StateRead, Store, Transactions};
 
-    fn processor(store: &Rc<Store>) -> Processor {
+    fn processor(store: Rc<dyn EngineStore>) -> Processor {
         let dir = tempfile::tempdir().unwrap();
         let rules = crate::tools::init::shipped_rules(dir.path()).unwrap();
-        Processor::new(Rc::clone(store), rules)
+        Processor::new(store, rules)
     }
 
     fn event(json: &str) -> Event {
@@ -470,8 +454,12 @@ mod tests {
 
     #[test]
     fn a_rolled_back_batch_leaves_nothing_known_of_what_it_wrote() {
-        let store = Rc::new(Store::open_in_memory().unwrap());
-        let mut processor = processor(&store);
+        rolled_back_batch_is_forgotten(Rc::new(MemoryStore::new()));
+        rolled_back_batch_is_forgotten(Rc::new(Store::open_in_memory().unwrap()));
+    }
+
+    fn rolled_back_batch_is_forgotten(store: Rc<dyn EngineStore>) {
+        let mut processor = processor(store.clone());
         let created = event(r#"{"id":"e1","type":"conversation.created","conversation":"c1"}"#);
         let owned = event(
             r#"{"id":"e2","type":"conversation.owner_changed","conversation":"c1","owner":"ann"}"#,
@@ -505,7 +493,7 @@ mod tests {
                  WHEN NEW.conversation = 'c2' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
             )
             .unwrap();
-        let mut processor = processor(&store);
+        let mut processor = processor(store.clone());
         store.begin().unwrap();
         let outcomes: Vec<Outcome> = [
             r#"{"id":"e1","type":"conversation.created","conversation":"bad"}"#,
@@ -539,7 +527,7 @@ mod tests {
                  WHEN NEW.conversation = 'c2' BEGIN SELECT RAISE(ROLLBACK, 'disk gone'); END;",
             )
             .unwrap();
-        let mut processor = processor(&store);
+        let mut processor = processor(store.clone());
         store.begin().unwrap();
         processor
             .process(
@@ -567,13 +555,13 @@ mod tests {
 
     #[test]
     fn outcomes_are_recorded_at_the_time_the_clock_says() {
-        let store = Rc::new(Store::open_in_memory().unwrap());
+        let store = Rc::new(MemoryStore::new());
         let dir = tempfile::tempdir().unwrap();
         let rules = crate::tools::init::shipped_rules(dir.path()).unwrap();
         let clock = Rc::new(crate::domain::clock::SetClock::new(
             time::macros::datetime!(2026-03-01 08:00 UTC),
         ));
-        let mut processor = Processor::with_clock(Rc::clone(&store), rules, clock.clone());
+        let mut processor = Processor::with_clock(store.clone(), rules, clock.clone());
         store.begin().unwrap();
         processor
             .process(
@@ -590,8 +578,7 @@ mod tests {
             .unwrap();
         store.commit().unwrap();
         let times: Vec<String> = store
-            .outcomes(None)
-            .unwrap()
+            .outcomes()
             .into_iter()
             .map(|o| o.processed_at)
             .collect();
@@ -600,8 +587,8 @@ mod tests {
 
     #[test]
     fn a_committed_batch_is_remembered_as_the_store_holds_it() {
-        let store = Rc::new(Store::open_in_memory().unwrap());
-        let mut processor = processor(&store);
+        let store = Rc::new(MemoryStore::new());
+        let mut processor = processor(store.clone());
         store.begin().unwrap();
         for json in [
             r#"{"id":"e1","type":"conversation.created","conversation":"c1"}"#,

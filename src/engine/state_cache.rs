@@ -4,7 +4,7 @@
 //! It is right only while nothing else writes the state: the daemon is its
 //! only writer (one daemon per database, `lock.rs`; every other command
 //! writes the queue only, or rolls back), and all of it is forgotten when a
-//! transaction of its connection is rolled back (`Store::rollbacks`).
+//! transaction of its connection is rolled back (`Transactions::generation`).
 //! Bounded: when a kind of record reaches `CAPACITY`, its cache starts over.
 
 use std::collections::HashMap;
@@ -44,17 +44,17 @@ pub struct StateCache {
     pub conversations: Bounded<Option<Conversation>>,
     pub tickets: Bounded<Option<Ticket>>,
     pub blocked: Bounded<bool>,
-    /// `Store::rollbacks` when this was learned.
-    rollbacks: u64,
+    /// `Transactions::generation` when this was learned.
+    generation: u64,
 }
 
 impl StateCache {
     /// Forgets everything if a transaction was rolled back since it was
     /// learned: the store may no longer hold it.
-    pub fn check(&mut self, rollbacks: u64) {
-        if rollbacks != self.rollbacks {
+    pub fn check(&mut self, generation: u64) {
+        if generation != self.generation {
             *self = StateCache {
-                rollbacks,
+                generation,
                 ..StateCache::default()
             };
         }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::domain::change::{Audited, Change, Entity};
 use crate::domain::state::{Conversation, Ticket};
 use crate::engine::state_cache::{Bounded, StateCache};
-use crate::store::Store;
+use crate::store::{EngineStore, StateWrites};
 
 /// Which event, and which rule if any, is making a change.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ pub struct Cause {
 }
 
 pub struct Working {
-    store: Rc<Store>,
+    store: Rc<dyn EngineStore>,
     /// What the store holds, kept across events.
     cache: StateCache,
     conversations: HashMap<String, Option<Conversation>>,
@@ -36,7 +36,7 @@ pub struct Working {
 }
 
 impl Working {
-    pub fn new(store: Rc<Store>) -> Self {
+    pub fn new(store: Rc<dyn EngineStore>) -> Self {
         Working {
             store,
             cache: StateCache::default(),
@@ -54,7 +54,7 @@ impl Working {
     /// Forgets the event's working state, for the next event.
     pub fn reset(&mut self) {
         let mut cache = std::mem::take(&mut self.cache);
-        cache.check(self.store.rollbacks());
+        cache.check(self.store.generation());
         *self = Working::new(Rc::clone(&self.store));
         self.cache = cache;
     }
@@ -63,7 +63,7 @@ impl Working {
     /// went through), so later events need not read it back. The working
     /// state is spent: only `reset` may follow.
     pub fn keep_as_stored(&mut self) {
-        self.cache.check(self.store.rollbacks());
+        self.cache.check(self.store.generation());
         for (id, c) in self.conversations.drain() {
             self.cache.conversations.learn(id, c);
         }
@@ -163,33 +163,20 @@ impl Working {
         std::mem::take(&mut self.changes)
     }
 
-    /// Writes every change to the store (inside the caller's transaction).
-    /// How many rows `flush` writes.
-    pub fn rows_to_write(&self) -> usize {
-        self.dirty_conversations.len()
-            + self.dirty_tickets.len()
-            + self.new_associations.len()
-            + self.new_blocks.len()
-    }
-
-    pub fn flush(&self) -> crate::store::Result<()> {
-        for id in &self.dirty_conversations {
-            if let Some(Some(c)) = self.conversations.get(id) {
-                self.store.put_conversation(c)?;
-            }
+    /// The rows the event's changes write to the store.
+    pub fn writes(&self) -> StateWrites<'_> {
+        let conversations = (self.dirty_conversations.iter())
+            .filter_map(|id| self.conversations.get(id)?.as_ref())
+            .collect();
+        let tickets = (self.dirty_tickets.iter())
+            .filter_map(|id| self.tickets.get(id)?.as_ref())
+            .collect();
+        StateWrites {
+            conversations,
+            tickets,
+            associations: &self.new_associations,
+            blocks: &self.new_blocks,
         }
-        for id in &self.dirty_tickets {
-            if let Some(Some(t)) = self.tickets.get(id) {
-                self.store.put_ticket(t)?;
-            }
-        }
-        for (ticket, conversation) in &self.new_associations {
-            self.store.associate(ticket, conversation)?;
-        }
-        for contact in &self.new_blocks {
-            self.store.block(contact)?;
-        }
-        Ok(())
     }
 
     /// Records the changes; returns whether anything changed, and whether
@@ -302,7 +289,7 @@ mod tests {
 
     #[test]
     fn later_reads_see_every_change_even_unrecorded_ones() {
-        let mut w = Working::new(Rc::new(Store::open_in_memory().unwrap()));
+        let mut w = Working::new(Rc::new(crate::store::MemoryStore::new()));
         assert!(w.put_ticket(ticket(&["c1"]), &cause()));
         // Adding a conversation is recorded on the conversation, not here...
         assert!(!w.put_ticket(ticket(&["c1", "c2"]), &cause()));
@@ -312,7 +299,7 @@ mod tests {
 
     #[test]
     fn an_association_alone_does_not_rewrite_the_conversation_row() {
-        let mut w = Working::new(Rc::new(Store::open_in_memory().unwrap()));
+        let mut w = Working::new(Rc::new(crate::store::MemoryStore::new()));
         let mut c = Conversation::new("c1");
         w.put_conversation(c.clone(), &cause());
         w.dirty_conversations.clear();
@@ -326,7 +313,7 @@ mod tests {
 
     #[test]
     fn changes_are_recorded_field_by_field() {
-        let mut w = Working::new(Rc::new(Store::open_in_memory().unwrap()));
+        let mut w = Working::new(Rc::new(crate::store::MemoryStore::new()));
         let mut c = Conversation::new("c1");
         w.put_conversation(c.clone(), &cause());
         c.status = ConversationStatus::Closed;

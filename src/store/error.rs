@@ -1,12 +1,27 @@
 //! The store's errors, in the store's words: callers (the engine, the
-//! daemon, the commands) need not know which database is behind it.
+//! daemon, the commands) need not know which database is behind it. Each
+//! backend sorts its own errors into these kinds.
+
+/// What kind of trouble the store met, as far as a caller acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// A full disk, an I/O error, a lost connection: worth waiting out.
+    Transient,
+    /// This user may not write the database.
+    ReadOnly,
+    /// Anything else: a bug, damage, a refused write.
+    Other,
+}
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite refused or failed.
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
+    /// The database refused or failed.
+    #[error("{source}")]
+    Backend {
+        trouble: Trouble,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The database rolled the whole transaction back by itself (an I/O
     /// error, a full disk) while an event was processed.
     #[error("the database rolled the transaction back after an error ({0}); the batch will be tried again")]
@@ -16,23 +31,33 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 impl StoreError {
-    fn code(&self) -> Option<rusqlite::ErrorCode> {
-        match self {
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => Some(e.code),
-            _ => None,
+    /// A backend's error, sorted.
+    pub fn backend(
+        trouble: Trouble,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError::Backend {
+            trouble,
+            source: source.into(),
         }
     }
 
     /// A full disk or an I/O error: worth waiting out.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.code(),
-            Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
-        ) || matches!(self, StoreError::TransactionLost(_))
+        match self {
+            StoreError::Backend { trouble, .. } => *trouble == Trouble::Transient,
+            StoreError::TransactionLost(_) => true,
+        }
     }
 
     /// This user may not write the database.
     pub fn is_read_only(&self) -> bool {
-        self.code() == Some(rusqlite::ErrorCode::ReadOnly)
+        matches!(
+            self,
+            StoreError::Backend {
+                trouble: Trouble::ReadOnly,
+                ..
+            }
+        )
     }
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::domain::state::{Conversation, Ticket};
-use crate::store::Store;
+use crate::store::{StateRead, Store};
 
 #[derive(Debug, Serialize)]
 pub struct Export {
@@ -19,12 +19,15 @@ impl Export {
     /// Reads the state in one read transaction, so that it is consistent
     /// while the daemon writes.
     pub fn read(store: &Store) -> crate::store::Result<Export> {
-        store.read_consistently(|store| {
-            Ok(Export {
-                tickets: store.all_tickets()?,
-                conversations: store.all_conversations()?,
-                blocked_contacts: store.blocked_contacts()?,
-            })
+        store.read_consistently(|store| Export::of(store))
+    }
+
+    /// The state of any store, as it is now.
+    pub fn of(store: &dyn StateRead) -> crate::store::Result<Export> {
+        Ok(Export {
+            tickets: store.all_tickets()?,
+            conversations: store.all_conversations()?,
+            blocked_contacts: store.blocked_contacts()?,
         })
     }
 }

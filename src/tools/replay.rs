@@ -23,7 +23,7 @@ use crate::domain::clock::SetClock;
 use crate::domain::event::{parse_time, Event};
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
-use crate::store::{LoggedEvent, Store};
+use crate::store::{LoggedEvent, Store, Transactions};
 use crate::tools::progress::progress_bar;
 
 /// Which recorded events to compare.
@@ -188,7 +188,7 @@ pub fn replay(
     // Each event runs at the time it was processed.
     let clock = Rc::new(SetClock::new(time::OffsetDateTime::UNIX_EPOCH));
     let mut processor =
-        Processor::with_clock(Rc::clone(&scratch), candidate.rules.clone(), clock.clone());
+        Processor::with_clock(scratch.clone(), candidate.rules.clone(), clock.clone());
     let bar = progress_bar(history.logged_count()?, "replaying");
     let mut report = ReplayReport {
         ruleset,

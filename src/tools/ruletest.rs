@@ -33,7 +33,7 @@ use crate::domain::event::Event;
 use crate::engine::report::Report;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
-use crate::store::Store;
+use crate::store::MemoryStore;
 use crate::tools::export::Export;
 
 #[derive(Deserialize)]
@@ -136,8 +136,8 @@ fn run_one(config: &Config, rules_dir: &Path, test: &RuleTest) -> Result<(), Str
             .collect()
     };
     let (given, when) = (parse(&test.given)?, parse(&test.when)?);
-    let store = Rc::new(Store::open_in_memory().map_err(|e| e.to_string())?);
-    let mut processor = Processor::new(Rc::clone(&store), rules);
+    let store = Rc::new(MemoryStore::new());
+    let mut processor = Processor::new(store.clone(), rules);
     let mut reports = Vec::new();
     for (event, keep) in given
         .iter()
@@ -149,7 +149,7 @@ fn run_one(config: &Config, rules_dir: &Path, test: &RuleTest) -> Result<(), Str
             reports.push(report);
         }
     }
-    let export = Export::read(&store).map_err(|e| e.to_string())?;
+    let export = Export::of(store.as_ref()).map_err(|e| e.to_string())?;
     check(test, &reports, &export)
 }
 

@@ -10,7 +10,7 @@ use inboxd::daemon::BATCH;
 use inboxd::domain::change::{Change, Entity};
 use inboxd::domain::config::Synchronous;
 use inboxd::domain::state::{Conversation, Ticket};
-use inboxd::store::{LoggedEvent, Store};
+use inboxd::store::{LoggedEvent, Persist, StateRead, Store, Transactions};
 
 /// How long the bare writes took.
 pub struct Ceiling {
@@ -177,7 +177,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rules = inboxd::tools::init::shipped_rules(dir.path()).unwrap();
         let store = Rc::new(Store::open_in_memory().unwrap());
-        let mut processor = Processor::new(Rc::clone(&store), rules);
+        let mut processor = Processor::new(store.clone(), rules);
         store.begin().unwrap();
         for event in Workload::new(1).take(events) {
             processor.process(&event, None).unwrap();

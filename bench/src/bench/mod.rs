@@ -17,7 +17,7 @@ use inboxd::daemon::{Control, Daemon};
 use inboxd::domain::config::{Config, Synchronous};
 use inboxd::domain::event::{now_rfc3339, Event, EventKind};
 use inboxd::domain::state::{Conversation, Ticket};
-use inboxd::store::{Queue, Store};
+use inboxd::store::{Queue, StateRead, Store, Transactions};
 
 pub use workload::Workload;
 

@@ -16,7 +16,7 @@ pub struct RecordedConfig {
 
 impl Store {
     /// Records what `version` runs under, unless it is known already.
-    pub fn remember_ruleset(&self, version: &str, config: &RecordedConfig) -> Result<()> {
+    pub(super) fn insert_ruleset(&self, version: &str, config: &RecordedConfig) -> Result<()> {
         let settings = serde_json::to_string(&config.settings).unwrap_or_else(|_| "{}".into());
         let stages = serde_json::to_string(&config.stages).unwrap_or_else(|_| "[]".into());
         Ok(self
@@ -47,6 +47,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Persist;
 
     #[test]
     fn a_ruleset_s_config_is_recorded_once_and_read_back() {

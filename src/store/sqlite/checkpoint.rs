@@ -123,6 +123,7 @@ impl Drop for Checkpointer {
 mod tests {
     use super::*;
     use crate::domain::config::Synchronous;
+    use crate::store::Transactions;
 
     #[test]
     fn under_sustained_writes_the_wal_starts_over_instead_of_growing() {

@@ -6,6 +6,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Result, Store};
 use crate::domain::state::{Conversation, ConversationStatus, Ticket};
+use crate::store::StateRead;
 
 const CONVERSATION_COLUMNS: &str = "c.id, c.status, c.owner, a.ticket, c.inbox, c.channel, \
      c.contact, c.subject, c.spam FROM conversations c \
@@ -43,8 +44,8 @@ fn ticket_from(row: &Row) -> rusqlite::Result<Ticket> {
     })
 }
 
-impl Store {
-    pub fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
+impl StateRead for Store {
+    fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
         Ok(self
             .conn
             .prepare_cached(&format!("SELECT {CONVERSATION_COLUMNS} WHERE c.id = ?1"))?
@@ -52,7 +53,7 @@ impl Store {
             .optional()?)
     }
 
-    pub fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
+    fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
         let ticket = self
             .conn
             .prepare_cached(
@@ -73,13 +74,56 @@ impl Store {
         Ok(Some(ticket))
     }
 
-    pub fn is_blocked(&self, contact: &str) -> Result<bool> {
+    fn is_blocked(&self, contact: &str) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached("SELECT 1 FROM blocked_contacts WHERE contact = ?1")?
             .exists([contact])?)
     }
 
+    /// Every conversation, by id.
+    fn all_conversations(&self) -> Result<Vec<Conversation>> {
+        self.conn
+            .prepare(&format!("SELECT {CONVERSATION_COLUMNS} ORDER BY c.id"))?
+            .query_map([], conversation_from)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(Into::into)
+    }
+
+    /// Every ticket, by id, with its conversations in association order.
+    fn all_tickets(&self) -> Result<Vec<Ticket>> {
+        let mut conversations: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT ticket, conversation FROM associations ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+        for row in rows {
+            let (ticket, conversation) = row?;
+            conversations.entry(ticket).or_default().push(conversation);
+        }
+        let mut tickets: Vec<Ticket> = self
+            .conn
+            .prepare(
+                "SELECT id, status, owner, subject, properties, deleted FROM tickets ORDER BY id",
+            )?
+            .query_map([], ticket_from)?
+            .collect::<rusqlite::Result<_>>()?;
+        for ticket in &mut tickets {
+            ticket.conversations = conversations.remove(&ticket.id).unwrap_or_default();
+        }
+        Ok(tickets)
+    }
+
+    fn blocked_contacts(&self) -> Result<Vec<String>> {
+        self.conn
+            .prepare("SELECT contact FROM blocked_contacts ORDER BY contact")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(Into::into)
+    }
+}
+
+impl Store {
     /// Writes a conversation's own fields (its ticket is an association).
     pub fn put_conversation(&self, c: &Conversation) -> Result<()> {
         self.conn
@@ -133,46 +177,5 @@ impl Store {
             .prepare_cached("INSERT OR IGNORE INTO blocked_contacts (contact) VALUES (?1)")?
             .execute([contact])?;
         Ok(())
-    }
-
-    /// Every conversation, by id.
-    pub fn all_conversations(&self) -> Result<Vec<Conversation>> {
-        self.conn
-            .prepare(&format!("SELECT {CONVERSATION_COLUMNS} ORDER BY c.id"))?
-            .query_map([], conversation_from)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(Into::into)
-    }
-
-    /// Every ticket, by id, with its conversations in association order.
-    pub fn all_tickets(&self) -> Result<Vec<Ticket>> {
-        let mut conversations: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT ticket, conversation FROM associations ORDER BY rowid")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
-        for row in rows {
-            let (ticket, conversation) = row?;
-            conversations.entry(ticket).or_default().push(conversation);
-        }
-        let mut tickets: Vec<Ticket> = self
-            .conn
-            .prepare(
-                "SELECT id, status, owner, subject, properties, deleted FROM tickets ORDER BY id",
-            )?
-            .query_map([], ticket_from)?
-            .collect::<rusqlite::Result<_>>()?;
-        for ticket in &mut tickets {
-            ticket.conversations = conversations.remove(&ticket.id).unwrap_or_default();
-        }
-        Ok(tickets)
-    }
-
-    pub fn blocked_contacts(&self) -> Result<Vec<String>> {
-        self.conn
-            .prepare("SELECT contact FROM blocked_contacts ORDER BY contact")?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(Into::into)
     }
 }

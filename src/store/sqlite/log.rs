@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::{Result, Store};
 use crate::domain::change::Change;
 use crate::domain::outcome::Outcome;
+use crate::store::DoneEvents;
 
 /// One processed event, to be recorded.
 pub struct Recorded<'a> {
@@ -34,11 +35,11 @@ pub struct OutcomeRow {
     pub processed_at: String,
 }
 
-impl Store {
+impl DoneEvents for Store {
     /// Whether an event with this id was applied or rejected before: such an
     /// id is never processed again. A failed event did nothing, so its id
     /// stays free for a retry.
-    pub fn is_done(&self, event_id: &str) -> Result<bool> {
+    fn is_done(&self, event_id: &str) -> Result<bool> {
         Ok(self.conn
             .prepare_cached(
                 "SELECT 1 FROM processed WHERE event_id = ?1 AND outcome IN ('applied', 'rejected')",
@@ -47,7 +48,7 @@ impl Store {
     }
 
     /// Which of `ids` were applied or rejected before, in one query.
-    pub fn done_among(&self, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
+    fn done_among(&self, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
         let ids = serde_json::to_string(ids).expect("strings always serialize");
         self.conn
             .prepare_cached(
@@ -59,9 +60,11 @@ impl Store {
             .collect::<rusqlite::Result<_>>()
             .map_err(Into::into)
     }
+}
 
+impl Store {
     /// Records an outcome and its changes.
-    pub fn record(&self, r: &Recorded) -> Result<()> {
+    pub(super) fn insert_outcome(&self, r: &Recorded) -> Result<()> {
         self.conn
             .prepare_cached(
                 "INSERT INTO processed (queue_seq, event_id, type, body, outcome, reason, ruleset, processed_at)

@@ -1,0 +1,112 @@
+//! What the engine asks of a store, by role: reading the state, writing
+//! an event's state rows, the event log (outcomes and audit trail), and
+//! transactions. Each backend (`sqlite`, `memory`) implements them; the
+//! engine knows these traits only.
+
+use std::collections::HashSet;
+
+use crate::domain::state::{Conversation, Ticket};
+use crate::store::{Recorded, RecordedConfig, Result};
+
+/// The state, as committed (and written in the open transaction).
+pub trait StateRead {
+    fn conversation(&self, id: &str) -> Result<Option<Conversation>>;
+    fn ticket(&self, id: &str) -> Result<Option<Ticket>>;
+    fn is_blocked(&self, contact: &str) -> Result<bool>;
+    /// Every conversation, by id.
+    fn all_conversations(&self) -> Result<Vec<Conversation>>;
+    /// Every ticket, by id, with its conversations in association order.
+    fn all_tickets(&self) -> Result<Vec<Ticket>>;
+    /// Every blocked contact, sorted.
+    fn blocked_contacts(&self) -> Result<Vec<String>>;
+}
+
+/// Which events are done: applied or rejected before. Such an id is never
+/// processed again; a failed event did nothing, so its id stays free.
+pub trait DoneEvents {
+    fn is_done(&self, event_id: &str) -> Result<bool>;
+    /// The ids among `ids` that are done, in one lookup.
+    fn done_among(&self, ids: &[&str]) -> Result<HashSet<String>>;
+}
+
+/// The rows one event writes to the state: the records it changed, the
+/// associations it made, the contacts it blocked.
+#[derive(Default)]
+pub struct StateWrites<'a> {
+    pub conversations: Vec<&'a Conversation>,
+    pub tickets: Vec<&'a Ticket>,
+    pub associations: &'a [(String, String)],
+    pub blocks: &'a [String],
+}
+
+impl StateWrites<'_> {
+    pub fn rows(&self) -> usize {
+        self.conversations.len() + self.tickets.len() + self.associations.len() + self.blocks.len()
+    }
+}
+
+/// Writes: an event's state rows and its outcome, inside a transaction.
+pub trait Persist {
+    /// Writes one event's state rows, all or none. The inner error is the
+    /// event's (the store refused its writes, and none stays); the outer
+    /// one is the transaction's.
+    fn write_state(&self, writes: &StateWrites) -> Result<Result<()>>;
+    /// Records an event's outcome and audit trail.
+    fn record(&self, recorded: &Recorded) -> Result<()>;
+    /// Records the config a ruleset version runs under (once is enough).
+    fn remember_ruleset(&self, version: &str, config: &RecordedConfig) -> Result<()>;
+}
+
+/// Transactions: one per batch of events.
+pub trait Transactions {
+    /// Starts a write transaction.
+    fn begin(&self) -> Result<()>;
+    fn commit(&self) -> Result<()>;
+    fn rollback(&self) -> Result<()>;
+    /// Whether a transaction is open (a database may end one by itself
+    /// after an I/O error).
+    fn in_transaction(&self) -> bool;
+    /// Changes whenever a transaction is rolled back: what was learned of
+    /// the store before may be wrong after.
+    fn generation(&self) -> u64;
+}
+
+/// Everything the engine needs of a store.
+pub trait EngineStore: StateRead + DoneEvents + Persist + Transactions {}
+impl<T: StateRead + DoneEvents + Persist + Transactions> EngineStore for T {}
+
+/// What a store can be read as, for a store in memory to lay its writes
+/// over (a dry-run over the live state).
+pub trait Snapshot: StateRead + DoneEvents {}
+impl<T: StateRead + DoneEvents> Snapshot for T {}
+
+/// A transaction that is rolled back unless committed.
+pub struct Batch<'a> {
+    store: &'a dyn Transactions,
+    open: bool,
+}
+
+impl<'a> Batch<'a> {
+    pub fn begin(store: &'a dyn Transactions) -> Result<Batch<'a>> {
+        store.begin()?;
+        Ok(Batch { store, open: true })
+    }
+
+    pub fn commit(mut self) -> Result<()> {
+        self.open = false;
+        self.store.commit()
+    }
+
+    pub fn rollback(mut self) -> Result<()> {
+        self.open = false;
+        self.store.rollback()
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.open && self.store.in_transaction() {
+            let _ = self.store.rollback();
+        }
+    }
+}
