@@ -328,6 +328,7 @@ impl Daemon {
             .expect_batch(batch.iter().map(|q| q.event_id.as_str()))
             .context("cannot read the processed events")?;
         let mut last = None;
+        let mut tally = Tally::default();
         let started = std::time::Instant::now();
         for queued in batch {
             if control.stopping() || started.elapsed() > BATCH_TIME {
@@ -340,11 +341,14 @@ impl Daemon {
                         .process_body(&event, &queued.body, Some(queued.seq))
                         .with_context(|| format!("cannot process event {}", event.id))?;
                     log_outcome(&report.event, report.outcome, report.reason.as_deref());
+                    tally.count(report.outcome);
                 }
-                Err(e) => self
-                    .processor
-                    .record_unreadable(queued, &e.to_string())
-                    .context("cannot record an event's outcome")?,
+                Err(e) => {
+                    self.processor
+                        .record_unreadable(queued, &e.to_string())
+                        .context("cannot record an event's outcome")?;
+                    tally.count(Outcome::Failed);
+                }
             }
             last = Some(queued.seq);
         }
@@ -358,6 +362,7 @@ impl Daemon {
             .context("cannot record how far the queue is processed")?;
         self.store.commit().context("cannot commit")?;
         self.processed_through(position);
+        tally.log();
         Ok(batch.iter().take_while(|q| q.seq <= last).count())
     }
 
@@ -434,12 +439,46 @@ fn log_warnings(rules: &RuleSet) {
     }
 }
 
+/// Each event's outcome at `debug`, but a failure (which needs someone)
+/// at `error`: a busy inbox rejects and receives duplicates by the
+/// thousand, and its log is not where they are looked up (`inboxd events`).
 fn log_outcome(event: &str, outcome: Outcome, reason: Option<&str>) {
     let reason = reason.unwrap_or("");
     match outcome {
         Outcome::Applied => tracing::debug!(event, "applied"),
-        Outcome::Duplicate => tracing::info!(event, "duplicate: {reason}"),
-        Outcome::Rejected => tracing::warn!(event, "rejected: {reason}"),
+        Outcome::Duplicate => tracing::debug!(event, "duplicate: {reason}"),
+        Outcome::Rejected => tracing::debug!(event, "rejected: {reason}"),
         Outcome::Failed => tracing::error!(event, "failed: {reason}"),
+    }
+}
+
+/// The outcomes of a committed batch, logged as one line when some event
+/// was not simply applied.
+#[derive(Default)]
+struct Tally {
+    counts: [usize; Outcome::ALL.len()],
+}
+
+impl Tally {
+    fn count(&mut self, outcome: Outcome) {
+        if let Some(i) = Outcome::ALL.iter().position(|o| *o == outcome) {
+            self.counts[i] += 1;
+        }
+    }
+
+    fn log(&self) {
+        let applied = self.counts[0];
+        let total: usize = self.counts.iter().sum();
+        if total == applied {
+            return;
+        }
+        let parts: Vec<String> = (Outcome::ALL.iter().zip(self.counts))
+            .filter(|(_, n)| *n > 0)
+            .map(|(outcome, n)| format!("{n} {outcome}"))
+            .collect();
+        tracing::info!(
+            "processed {total} event(s): {} (`inboxd events --outcome rejected` lists the rejected)",
+            parts.join(", ")
+        );
     }
 }

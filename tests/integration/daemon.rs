@@ -322,7 +322,7 @@ fn json_logs_have_one_object_per_line() {
     )]));
     let out = inbox
         .cmd()
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "debug")
         .args(["run", "--drain", "--log-format", "json"])
         .assert()
         .success();

@@ -79,6 +79,9 @@ impl Queue {
             conn.busy_handler(Some(super::wait_while_busy))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", synchronous.pragma())?;
+            // Entries are written once and read once, in order: a small
+            // page cache does (SQLite's default is 2 MiB).
+            conn.pragma_update(None, "cache_size", -256)?;
             super::schema::migrate_with(&mut conn, SCHEMA)?;
             Ok(conn)
         };
