@@ -31,7 +31,7 @@ pub struct Processor {
     /// When the running script and the event started, for the time limits.
     deadlines: Rc<Deadlines>,
     script_log: Rc<ScriptLog>,
-    unit: Rc<RefCell<EventWork>>,
+    work: Rc<RefCell<EventWork>>,
     /// What "now" is when an outcome is recorded.
     clock: Rc<dyn Clock>,
     /// The store's generation when this RuleSet's config was last
@@ -50,14 +50,14 @@ impl Processor {
 
     /// A processor whose outcomes are recorded at the times `clock` says.
     pub fn with_clock(store: Rc<dyn EngineStore>, rules: RuleSet, clock: Rc<dyn Clock>) -> Self {
-        let unit = Rc::new(RefCell::new(EventWork::new(
+        let work = Rc::new(RefCell::new(EventWork::new(
             Working::new(Rc::clone(&store)),
             rules.config.stages.clone(),
         )));
         let mut scripts = sandboxed_engine();
         let deadlines = with_time_limit(&mut scripts);
         let script_log = Rc::new(ScriptLog::default());
-        crate::engine::script_api::register(&mut scripts, &unit, &script_log);
+        crate::engine::script_api::register(&mut scripts, &work, &script_log);
         Processor {
             store,
             rules,
@@ -66,7 +66,7 @@ impl Processor {
             script_log,
             clock,
             remembered: None,
-            unit,
+            work,
             known_done: HashMap::new(),
         }
     }
@@ -105,7 +105,7 @@ impl Processor {
     /// Swaps the RuleSet; called between two events only.
     pub fn set_rules(&mut self, rules: RuleSet) {
         self.remembered = None;
-        self.unit.borrow_mut().stages = rules.config.stages.clone();
+        self.work.borrow_mut().stages = rules.config.stages.clone();
         self.rules = rules;
     }
 
@@ -143,9 +143,9 @@ impl Processor {
     ) -> crate::store::Result<Report> {
         let in_transaction = self.store.in_transaction();
         if report.outcome == Outcome::Applied {
-            let mut unit = self.unit.borrow_mut();
-            match self.store.write_state(&unit.working.writes())? {
-                Ok(()) => unit.working.keep_as_stored(),
+            let mut work = self.work.borrow_mut();
+            match self.store.write_state(&work.working.writes())? {
+                Ok(()) => work.working.keep_as_stored(),
                 Err(e) => report.fail(format!("store error: {e}")),
             }
         }
@@ -254,14 +254,14 @@ impl Processor {
                 return report;
             }
         }
-        self.unit.borrow_mut().reset(&event.id);
+        self.work.borrow_mut().reset(&event.id);
         self.deadlines
             .start_event(self.rules.config.event_time_limit);
         self.script_log.start_event(&event.id);
         let result = self.run(event, &mut report.rules_fired);
         self.script_log.finish_event();
         match result {
-            Ok(()) => report.changes = self.unit.borrow_mut().working.take_changes(),
+            Ok(()) => report.changes = self.work.borrow_mut().working.take_changes(),
             Err(Stop::Rejected(reason)) => {
                 report.outcome = Outcome::Rejected;
                 report.reason = Some(reason);
@@ -280,11 +280,11 @@ impl Processor {
             chain: event.id.clone(),
         };
         let changed = {
-            let unit = &mut *self.unit.borrow_mut();
+            let work = &mut *self.work.borrow_mut();
             apply(
-                &mut unit.working,
+                &mut work.working,
                 &event.kind,
-                &unit.stages,
+                &work.stages,
                 Mode::Original,
                 &cause,
             )?
@@ -292,7 +292,7 @@ impl Processor {
         if !changed {
             return Ok(());
         }
-        let previous = self.unit.borrow().previous_values(0);
+        let previous = self.work.borrow().previous_values(0);
         let mut work = VecDeque::from([Pending {
             id: event.id.clone(),
             kind: event.kind.clone(),
@@ -335,15 +335,15 @@ impl Processor {
             return Ok(true);
         };
         let mut scope = script_scope(event.clone(), self.rules.settings.clone());
-        self.unit.borrow_mut().condition_of(Some(rule.name()));
+        self.work.borrow_mut().condition_of(Some(rule.name()));
         let result = self.guarded(rule, || {
             self.scripts
                 .eval_ast_with_scope::<bool>(&mut scope, condition)
         });
         let rejection = {
-            let mut unit = self.unit.borrow_mut();
-            unit.condition_of(None);
-            unit.rejection.take()
+            let mut work = self.work.borrow_mut();
+            work.condition_of(None);
+            work.rejection.take()
         };
         if let Some(reason) = rejection {
             return Err(Stop::Rejected(reason));
@@ -367,13 +367,13 @@ impl Processor {
         event: &Dynamic,
         fired: &mut Vec<Firing>,
     ) -> Result<Vec<Pending>, Stop> {
-        self.unit.borrow_mut().begin_firing(rule.name(), pending);
+        self.work.borrow_mut().begin_firing(rule.name(), pending);
         let mut scope = script_scope(event.clone(), self.rules.settings.clone());
         let result = self.guarded(rule, || {
             self.scripts.run_ast_with_scope(&mut scope, &rule.script)
         });
-        let mut unit = self.unit.borrow_mut();
-        let (actions, derived) = unit.end_firing();
+        let mut work = self.work.borrow_mut();
+        let (actions, derived) = work.end_firing();
         fired.push(Firing {
             rule: rule.name().to_string(),
             event: pending.id.clone(),
@@ -381,10 +381,10 @@ impl Processor {
             derived: pending.derived,
             actions,
         });
-        if let Some(reason) = unit.rejection.take() {
+        if let Some(reason) = work.rejection.take() {
             return Err(Stop::Rejected(reason));
         }
-        if let Some(reason) = unit.failure.take() {
+        if let Some(reason) = work.failure.take() {
             return Err(Stop::Failed(format!("rule {}: {reason}", rule.name())));
         }
         result?.map_err(|e| {

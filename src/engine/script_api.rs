@@ -14,14 +14,14 @@ use crate::scripting::script_log::ScriptLog;
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
-/// Registers the inbox API on `engine`, bound to `unit`; script output goes
+/// Registers the inbox API on `engine`, bound to `work`; script output goes
 /// to `log`.
-pub fn register(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>, log: &Rc<ScriptLog>) {
-    register_reads(engine, unit);
-    register_conversation_actions(engine, unit);
-    register_ticket_actions(engine, unit);
+pub fn register(engine: &mut Engine, work: &Rc<RefCell<EventWork>>, log: &Rc<ScriptLog>) {
+    register_reads(engine, work);
+    register_conversation_actions(engine, work);
+    register_ticket_actions(engine, work);
 
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn("reject", move |reason: &str| -> Result<()> {
         Err(u.borrow_mut().reject(reason).into())
     });
@@ -33,8 +33,8 @@ pub fn register(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>, log: &Rc<Scr
     engine.on_debug(move |text, _, pos| l.write(&format!("{pos}: {text}")));
 }
 
-fn register_reads(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
-    let u = Rc::clone(unit);
+fn register_reads(engine: &mut Engine, work: &Rc<RefCell<EventWork>>) {
+    let u = Rc::clone(work);
     engine.register_fn("conversation", move |id: &str| -> Result<Dynamic> {
         let found = u
             .borrow_mut()
@@ -43,57 +43,57 @@ fn register_reads(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
             .map_err(store_error)?;
         found.map_or(Ok(Dynamic::UNIT), |c| rhai::serde::to_dynamic(&c))
     });
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn("ticket", move |id: &str| -> Result<Dynamic> {
         let found = u.borrow_mut().working.ticket(id).map_err(store_error)?;
         found.map_or(Ok(Dynamic::UNIT), |t| rhai::serde::to_dynamic(&t))
     });
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn("is_blocked", move |contact: &str| -> Result<bool> {
         u.borrow_mut()
             .working
             .is_blocked(contact)
             .map_err(store_error)
     });
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn("stage_is_closed", move |stage: &str| {
         u.borrow().stages.is_closed(stage)
     });
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn("first_stage", move || u.borrow().stages.first().to_string());
 }
 
 /// Registers `name(id)`: an action on one conversation.
 fn conversation_action(
     engine: &mut Engine,
-    unit: &Rc<RefCell<EventWork>>,
+    work: &Rc<RefCell<EventWork>>,
     name: &'static str,
     make: fn(String) -> EventKind,
 ) {
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn(name, move |id: &str| -> Result<bool> {
         act(&u, make(id.to_string()), format!("{name}({id:?})"))
     });
 }
 
-fn register_conversation_actions(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
+fn register_conversation_actions(engine: &mut Engine, work: &Rc<RefCell<EventWork>>) {
     use EventKind::*;
-    conversation_action(engine, unit, "close_conversation", |conversation| {
+    conversation_action(engine, work, "close_conversation", |conversation| {
         ConversationClosed { conversation }
     });
-    conversation_action(engine, unit, "reopen_conversation", |conversation| {
+    conversation_action(engine, work, "reopen_conversation", |conversation| {
         ConversationReopened { conversation }
     });
-    conversation_action(engine, unit, "trash_conversation", |conversation| {
+    conversation_action(engine, work, "trash_conversation", |conversation| {
         ConversationTrashed { conversation }
     });
-    conversation_action(engine, unit, "mark_spam", |conversation| {
+    conversation_action(engine, work, "mark_spam", |conversation| {
         ConversationMarkedSpam { conversation }
     });
-    conversation_action(engine, unit, "block_sender", |conversation| {
+    conversation_action(engine, work, "block_sender", |conversation| {
         ConversationSenderBlocked { conversation }
     });
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn(
         "set_conversation_owner",
         move |id: &str, owner: Dynamic| -> Result<bool> {
@@ -108,20 +108,20 @@ fn register_conversation_actions(engine: &mut Engine, unit: &Rc<RefCell<EventWor
     );
 }
 
-fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
+fn register_ticket_actions(engine: &mut Engine, work: &Rc<RefCell<EventWork>>) {
     use EventKind::*;
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn("create_ticket", move |id: &str, conversation: &str| {
         create_ticket(&u, id, conversation, Map::new())
     });
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn(
         "create_ticket",
         move |id: &str, conversation: &str, fields: Map| {
             create_ticket(&u, id, conversation, fields)
         },
     );
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn(
         "associate_conversation",
         move |ticket: &str, conversation: &str| -> Result<bool> {
@@ -133,7 +133,7 @@ fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
             act(&u, kind, call)
         },
     );
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn(
         "set_ticket_owner",
         move |id: &str, owner: Dynamic| -> Result<bool> {
@@ -146,7 +146,7 @@ fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
             act(&u, kind, call)
         },
     );
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn(
         "set_ticket_status",
         move |id: &str, status: &str| -> Result<bool> {
@@ -158,7 +158,7 @@ fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
             act(&u, kind, call)
         },
     );
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn(
         "set_ticket_property",
         move |id: &str, property: &str, value: Dynamic| -> Result<bool> {
@@ -175,7 +175,7 @@ fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
             act(&u, kind, call)
         },
     );
-    let u = Rc::clone(unit);
+    let u = Rc::clone(work);
     engine.register_fn("delete_ticket", move |id: &str| -> Result<bool> {
         let kind = TicketDeleted {
             ticket: id.to_string(),
@@ -186,7 +186,7 @@ fn register_ticket_actions(engine: &mut Engine, unit: &Rc<RefCell<EventWork>>) {
 
 /// `create_ticket(id, conversation, #{subject, owner, status, properties})`.
 fn create_ticket(
-    unit: &RefCell<EventWork>,
+    work: &RefCell<EventWork>,
     id: &str,
     conversation: &str,
     mut fields: Map,
@@ -225,11 +225,11 @@ fn create_ticket(
         status,
         properties,
     };
-    act(unit, kind, call)
+    act(work, kind, call)
 }
 
-fn act(unit: &RefCell<EventWork>, kind: EventKind, call: String) -> Result<bool> {
-    unit.borrow_mut()
+fn act(work: &RefCell<EventWork>, kind: EventKind, call: String) -> Result<bool> {
+    work.borrow_mut()
         .act(kind, call)
         .map_err(|reason| reason.into())
 }
@@ -272,12 +272,12 @@ mod tests {
     #[test]
     fn the_manual_lists_what_register_registers() {
         let store = Rc::new(crate::store::Store::open_in_memory().unwrap());
-        let unit = Rc::new(RefCell::new(EventWork::new(
+        let work = Rc::new(RefCell::new(EventWork::new(
             Working::new(store),
             crate::domain::state::Stages::default(),
         )));
         let mut engine = Engine::new_raw();
-        register(&mut engine, &unit, &Rc::new(ScriptLog::default()));
+        register(&mut engine, &work, &Rc::new(ScriptLog::default()));
         let listed: std::collections::BTreeSet<String> = crate::scripting::manual::function_names()
             .map(str::to_string)
             .collect();
