@@ -9,11 +9,9 @@ use anyhow::Context;
 use super::{emit, open_for_reading, read_input};
 use crate::cli::Format;
 use crate::domain::config::Config;
-use crate::domain::event::{parse_batch, Event};
+use crate::domain::event::parse_batch;
 use crate::engine::report::Report;
-use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
-use crate::store::{MemoryStore, Snapshot, Transactions};
 
 pub fn dry_run(
     config_file: &Path,
@@ -27,26 +25,12 @@ pub fn dry_run(
         parse_batch(&text, &rules.config.stages).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let store = Rc::new(open_for_reading(&rules.config)?);
     let reports = store
-        .read_consistently(|_| simulate(store.clone(), rules, &events))
+        .read_consistently(|_| crate::tools::dry_run::simulate(store.clone(), rules, &events))
         .context("cannot read the store")?;
     emit(format, &reports, |reports| {
         reports.iter().map(Report::to_text).collect()
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The daemon's own processing, its writes kept in memory over a snapshot
-/// of the store: the store itself is only read (a dry-run takes no write
-/// lock, and waits for no daemon's batch).
-fn simulate(
-    store: Rc<dyn Snapshot>,
-    rules: RuleSet,
-    events: &[Event],
-) -> crate::store::Result<Vec<Report>> {
-    let scratch = Rc::new(MemoryStore::over(store));
-    let mut processor = Processor::new(scratch.clone(), rules);
-    scratch.begin()?;
-    events.iter().map(|e| processor.process(e, None)).collect()
 }
 
 pub fn validate(

@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct Control {
     pub stop: AtomicBool,
     pub reload: AtomicBool,
+    /// The store is open and the rules are loaded (`GET /readyz`).
+    pub ready: AtomicBool,
     wake_tx: SyncSender<()>,
     wake_rx: Mutex<Receiver<()>>,
 }
@@ -22,6 +24,7 @@ impl Default for Control {
         Control {
             stop: AtomicBool::new(false),
             reload: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
             wake_tx,
             wake_rx: Mutex::new(wake_rx),
         }
@@ -42,6 +45,14 @@ impl Control {
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.wake();
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
     }
 
     pub fn stopping(&self) -> bool {

@@ -5,10 +5,12 @@ pub mod control;
 pub mod doorbell;
 pub mod health;
 pub mod lock;
+pub mod metrics;
 pub mod patience;
 pub mod poison_guard;
 pub mod run_loop;
 pub mod watch;
 
 pub use control::Control;
+pub use metrics::Metrics;
 pub use run_loop::{load, Daemon, BATCH};

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,6 +13,7 @@ use anyhow::Context;
 pub use crate::daemon::control::Control;
 use crate::daemon::health::Health;
 use crate::daemon::lock::DaemonLock;
+use crate::daemon::metrics::Metrics;
 use crate::daemon::patience::{patiently, Backoff};
 use crate::daemon::poison_guard::{Attempt, PoisonGuard, Verdict};
 use crate::daemon::watch::Watches;
@@ -54,6 +56,7 @@ pub struct Daemon {
     health: Health,
     /// The wall clock: when events are processed, when rules are loaded.
     clock: Rc<dyn Clock>,
+    metrics: Arc<Metrics>,
     _lock: DaemonLock,
 }
 
@@ -142,12 +145,18 @@ impl Daemon {
             guard,
             health,
             clock,
+            metrics: Arc::default(),
             _lock: lock,
         }
     }
 
     pub fn rules(&self) -> &RuleSet {
         self.processor.rules()
+    }
+
+    /// Counts into `metrics` (shared with the HTTP server).
+    pub fn use_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = metrics;
     }
 
     /// Hands the daemon its file watchers, to renew at each reload.
@@ -196,12 +205,14 @@ impl Daemon {
             }
             match self.process_batch(control) {
                 Ok(done) => {
+                    self.store_works(control, true);
                     backoff.succeeded(&mut self.health);
                     if done == 0 {
                         control.idle(IDLE_POLL);
                     }
                 }
                 Err(e) => {
+                    self.store_works(control, false);
                     let pause = backoff.failed(&e, &mut self.health);
                     control.idle(pause);
                 }
@@ -211,6 +222,20 @@ impl Daemon {
         self.health.remove();
         tracing::info!("inboxd stopped");
         Ok(())
+    }
+
+    /// Tells `/readyz` and the metrics whether the store works, and how
+    /// much waits in the queue.
+    fn store_works(&self, control: &Control, works: bool) {
+        control.set_ready(works);
+        self.metrics.store_up.set(i64::from(works));
+        if let Ok((depth, oldest)) = self.queue.backlog(self.position.as_ref()) {
+            self.metrics.queue_depth.set(depth as i64);
+            let age = oldest
+                .and_then(|at| time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339).ok())
+                .map_or(0, |at| (self.clock.now() - at).whole_seconds().max(0));
+            self.metrics.queue_oldest_age.set(age);
+        }
     }
 
     /// Builds a whole new RuleSet and swaps it in, between two events. A
@@ -227,6 +252,7 @@ impl Daemon {
                 keep_fixed_settings(&mut rules, current);
                 if rules.version == current.version {
                     tracing::info!(ruleset = %rules.version, "reload: nothing changed");
+                    self.metrics.reloaded("unchanged");
                     self.store.daemon_reload_refused(None)
                 } else {
                     tracing::info!(
@@ -236,6 +262,7 @@ impl Daemon {
                         rules.changes_since(current)
                     );
                     let version = rules.version.clone();
+                    self.metrics.reloaded("ok");
                     log_warnings(&rules);
                     self.processor.set_rules(rules);
                     self.store
@@ -248,6 +275,7 @@ impl Daemon {
                     ruleset = %current.version,
                     "reload failed, keeping the last good rules: {text}"
                 );
+                self.metrics.reloaded("refused");
                 self.store.daemon_reload_refused(Some(&text))
             }
         };
@@ -317,6 +345,7 @@ impl Daemon {
             let _ = self.store.rollback();
             return Err(e).context("cannot record an event's outcome");
         }
+        self.metrics.processed(Outcome::Failed);
         self.processed_through(position);
         Ok(1)
     }
@@ -336,10 +365,17 @@ impl Daemon {
             }
             match serde_json::from_str::<Event>(&queued.body) {
                 Ok(event) => {
+                    let started = std::time::Instant::now();
                     let report = self
                         .processor
                         .process_body(&event, &queued.body, Some(queued.seq))
                         .with_context(|| format!("cannot process event {}", event.id))?;
+                    self.metrics
+                        .event_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    for firing in &report.rules_fired {
+                        self.metrics.rule_ran(&firing.rule);
+                    }
                     log_outcome(&report.event, report.outcome, report.reason.as_deref());
                     tally.count(report.outcome);
                 }
@@ -363,6 +399,7 @@ impl Daemon {
         self.store.commit().context("cannot commit")?;
         self.processed_through(position);
         tally.log();
+        tally.count_into(&self.metrics);
         Ok(batch.iter().take_while(|q| q.seq <= last).count())
     }
 
@@ -463,6 +500,19 @@ impl Tally {
     fn count(&mut self, outcome: Outcome) {
         if let Some(i) = Outcome::ALL.iter().position(|o| *o == outcome) {
             self.counts[i] += 1;
+        }
+    }
+
+    fn count_into(&self, metrics: &Metrics) {
+        for (outcome, n) in Outcome::ALL.iter().zip(self.counts) {
+            if n > 0 {
+                metrics
+                    .processed
+                    .get_or_create(&crate::daemon::metrics::OutcomeLabel {
+                        outcome: outcome.as_str(),
+                    })
+                    .inc_by(n as u64);
+            }
         }
     }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::domain::diagnostic::Diagnostic;
+pub use crate::domain::http_config::HttpConfig;
+use crate::domain::http_config::RawHttp;
 use crate::domain::state::{Stage, Stages};
 
 /// The deepest cascade a config may allow: deeper, a cycle of rules would
@@ -30,6 +32,8 @@ pub struct Config {
     pub stages: Stages,
     /// `[settings]`, with the defaults the shipped rules rely on filled in.
     pub settings: toml::Table,
+    /// `[http]`: the daemon serves HTTP only when it is there.
+    pub http: Option<HttpConfig>,
 }
 
 /// SQLite's `synchronous` setting: what a commit waits for.
@@ -64,6 +68,8 @@ struct RawConfig {
     pipeline: Option<RawPipeline>,
     #[serde(default)]
     settings: toml::Table,
+    #[serde(default)]
+    http: Option<RawHttp>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +189,7 @@ impl Config {
             event_time_limit(&raw.rules.event_time_limit).map_err(|e| Diagnostic::file(file, e))?;
         let settings = with_default_settings(raw.settings);
         check_settings(&settings).map_err(|e| Diagnostic::file(file, e))?;
+        let http = (raw.http.map(RawHttp::check).transpose()).map_err(|e| Diagnostic::file(file, e))?;
         Ok(Config {
             file: file.to_path_buf(),
             store_path: base.join(raw.store.path),
@@ -192,6 +199,7 @@ impl Config {
             event_time_limit,
             stages,
             settings,
+            http,
         })
     }
 }

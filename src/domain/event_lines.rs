@@ -15,6 +15,29 @@ pub struct Staged {
     pub body: String,
 }
 
+/// A line of the input that cannot be queued, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    /// From 1.
+    pub line: usize,
+    pub message: String,
+}
+
+impl LineError {
+    pub fn at(line: usize, message: impl Into<String>) -> LineError {
+        LineError {
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
 /// Reads every line of `input`, validates it, and hands each event to
 /// `sink` with its `at` filled in with `now` when absent. Blank lines are
 /// skipped; the first bad line stops everything, named by its 1-based
@@ -24,7 +47,7 @@ pub fn read(
     stages: &Stages,
     now: &str,
     mut sink: impl FnMut(Staged) -> std::io::Result<()>,
-) -> Result<usize, String> {
+) -> Result<usize, LineError> {
     let mut line = Vec::with_capacity(4096);
     let mut number = 0;
     let mut count = 0;
@@ -33,11 +56,12 @@ pub fn read(
         let too_long = match next_line(input, &mut line, MAX_EVENT_BYTES) {
             Ok(None) => return Ok(count),
             Ok(Some(too_long)) => too_long,
-            Err(e) => return Err(format!("line {number}: cannot read: {e}")),
+            Err(e) => return Err(LineError::at(number, format!("cannot read: {e}"))),
         };
         if too_long {
-            return Err(format!(
-                "line {number}: the event is more than {MAX_EVENT_BYTES} bytes long; at most {MAX_EVENT_BYTES} are allowed"
+            return Err(LineError::at(
+                number,
+                format!("the event is more than {MAX_EVENT_BYTES} bytes long; at most {MAX_EVENT_BYTES} are allowed"),
             ));
         }
         let bytes = if number == 1 {
@@ -46,17 +70,17 @@ pub fn read(
             &line
         };
         let text =
-            std::str::from_utf8(bytes).map_err(|_| format!("line {number}: not valid UTF-8"))?;
+            std::str::from_utf8(bytes).map_err(|_| LineError::at(number, "not valid UTF-8"))?;
         if text.trim().is_empty() {
             continue;
         }
-        let mut event = Event::parse(text, stages).map_err(|e| format!("line {number}: {e}"))?;
+        let mut event = Event::parse(text, stages).map_err(|e| LineError::at(number, e))?;
         event.at.get_or_insert_with(|| now.to_string());
         let staged = Staged {
             id: event.id.clone(),
             body: event.to_json(),
         };
-        sink(staged).map_err(|e| format!("line {number}: cannot stage the event: {e}"))?;
+        sink(staged).map_err(|e| LineError::at(number, format!("cannot stage the event: {e}")))?;
         count += 1;
     }
 }
@@ -127,7 +151,8 @@ mod tests {
                 staged.push(s);
                 Ok(())
             },
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         Ok(staged)
     }
 

@@ -8,6 +8,7 @@ pub mod diagnostic;
 pub mod event;
 pub mod event_checks;
 pub mod event_lines;
+pub mod http_config;
 pub mod outcome;
 pub mod state;
 pub mod strict_json;

@@ -243,6 +243,21 @@ impl Queue {
         )?)
     }
 
+    /// How many entries wait, and when the oldest of them was enqueued.
+    pub fn backlog(&self, position: Option<&QueuePosition>) -> Result<(u64, Option<String>)> {
+        Ok(self.conn.prepare_cached(
+            "SELECT count(*), min(enqueued_at) FROM queue WHERE seq > ?1",
+        )?.query_row([self.first_after(position)], |r| Ok((r.get(0)?, r.get(1)?)))?)
+    }
+
+    /// Whether an event with this id waits to be processed.
+    pub fn is_waiting(&self, position: Option<&QueuePosition>, event_id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM queue WHERE seq > ?1 AND event_id = ?2")?
+            .exists(params![self.first_after(position), event_id])?)
+    }
+
     /// The ids of the events waiting to be processed.
     pub fn waiting_ids(
         &self,
