@@ -7,6 +7,7 @@ pub mod commands;
 pub mod daemon;
 pub mod domain;
 pub mod engine;
+pub mod http;
 pub mod memory;
 pub mod regular_file;
 pub mod scripting;

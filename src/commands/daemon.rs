@@ -1,8 +1,8 @@
 //! `run`: the daemon's runtime. The main thread runs a tokio runtime where
-//! the daemon's asynchronous tasks live (the signal handler today, the
-//! HTTP server and deliveries later); the engine loop runs on a thread of
-//! its own (its store connection is not `Send`), and every task talks to
-//! it through one `Control`: stop, reload, wake up.
+//! the daemon's asynchronous tasks live (the signal handler, the HTTP
+//! server); the engine loop runs on a thread of its own (its store
+//! connection is not `Send`), and every task talks to it through one
+//! `Control`: stop, reload, wake up.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::daemon::{Control, Daemon};
+use crate::daemon::{Control, Daemon, Metrics};
+use crate::domain::config::Config;
 
 pub fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -19,17 +20,50 @@ pub fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode
         .build()
         .context("cannot start the daemon's runtime")?;
     let control = Arc::new(Control::default());
+    let metrics = Arc::new(Metrics::default());
     runtime.block_on(async {
         let signals = listen_for_signals(Arc::clone(&control))?;
+        let server = if drain {
+            None
+        } else {
+            start_http(&config, &control, &metrics).await?
+        };
         let engine_control = Arc::clone(&control);
-        let engine =
-            tokio::task::spawn_blocking(move || engine_loop(config, drain, watch, &engine_control));
+        let engine = tokio::task::spawn_blocking(move || {
+            engine_loop(config, drain, watch, &engine_control, metrics)
+        });
         let result = engine
             .await
             .map_err(|e| anyhow::anyhow!("the engine stopped unexpectedly: {e}"))?;
         signals.abort();
+        if let Some(server) = server {
+            server.abort();
+        }
         result
     })
+}
+
+/// The HTTP server, if the config has `[http]`: bound now, so that a port
+/// already taken fails the start.
+async fn start_http(
+    config_file: &std::path::Path,
+    control: &Arc<Control>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let config = Config::load(config_file)?;
+    let Some(api) = crate::http::Api::new(config, Arc::clone(control), Arc::clone(metrics)) else {
+        return Ok(None);
+    };
+    let address = api.listen_address();
+    let listener = crate::http::bind(address).await?;
+    let address = listener.local_addr().unwrap_or(address);
+    tracing::info!(%address, "HTTP API listening");
+    let api = Arc::new(api);
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = crate::http::serve(listener, api, std::future::pending()).await {
+            tracing::error!("the HTTP server stopped: {e:#}");
+        }
+    })))
 }
 
 /// The engine: `--drain` processes what is queued and returns; otherwise
@@ -39,6 +73,7 @@ fn engine_loop(
     drain: bool,
     watch: bool,
     control: &Arc<Control>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<ExitCode> {
     if drain {
         // A batch job: a store that fails is an error to report now.
@@ -52,6 +87,7 @@ fn engine_loop(
     let Some(mut daemon) = Daemon::start_patiently(config.clone(), control)? else {
         return Ok(ExitCode::SUCCESS);
     };
+    daemon.use_metrics(metrics);
     if watch {
         let rules = daemon.rules();
         let watches = crate::daemon::watch::start(
@@ -64,6 +100,7 @@ fn engine_loop(
         daemon.keep_watching(watches);
     }
     if daemon.announce_patiently(control)? {
+        control.set_ready(true);
         daemon.run(control)?;
     }
     Ok(ExitCode::SUCCESS)

@@ -93,11 +93,7 @@ pub fn print(text: &str) -> anyhow::Result<()> {
 /// The store, or an empty one in memory if none was created yet, so that
 /// reading commands create nothing.
 pub fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
-    if config.store_path.exists() {
-        Store::open(&config.store_path, config.synchronous)
-    } else {
-        Store::open_in_memory()
-    }
+    Store::open_for_reading(&config.store_path, config.synchronous)
 }
 
 /// The text of a file, or of standard input for `-` or no file.

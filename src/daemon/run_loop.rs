@@ -232,7 +232,10 @@ impl Daemon {
         if let Ok((depth, oldest)) = self.queue.backlog(self.position.as_ref()) {
             self.metrics.queue_depth.set(depth as i64);
             let age = oldest
-                .and_then(|at| time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339).ok())
+                .and_then(|at| {
+                    time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
                 .map_or(0, |at| (self.clock.now() - at).whole_seconds().max(0));
             self.metrics.queue_oldest_age.set(age);
         }

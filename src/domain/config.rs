@@ -189,7 +189,8 @@ impl Config {
             event_time_limit(&raw.rules.event_time_limit).map_err(|e| Diagnostic::file(file, e))?;
         let settings = with_default_settings(raw.settings);
         check_settings(&settings).map_err(|e| Diagnostic::file(file, e))?;
-        let http = (raw.http.map(RawHttp::check).transpose()).map_err(|e| Diagnostic::file(file, e))?;
+        let http =
+            (raw.http.map(RawHttp::check).transpose()).map_err(|e| Diagnostic::file(file, e))?;
         Ok(Config {
             file: file.to_path_buf(),
             store_path: base.join(raw.store.path),

@@ -85,6 +85,55 @@ pub fn read(
     }
 }
 
+/// A body of events held in memory (an HTTP request's): JSON Lines, or one
+/// JSON array of events. Every event is checked, `at` filled in with `now`
+/// when absent; the first bad one is named by its line.
+pub fn parse_body(body: &[u8], stages: &Stages, now: &str) -> Result<Vec<Event>, LineError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        let mut events = Vec::new();
+        read(&mut &body[..], stages, now, |staged| {
+            let event = serde_json::from_str(&staged.body).map_err(std::io::Error::other)?;
+            events.push(event);
+            Ok(())
+        })?;
+        return Ok(events);
+    }
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = 1 + body[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        LineError::at(line, "not valid UTF-8")
+    })?;
+    let elements: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
+        .map_err(|e| LineError::at(e.line().max(1), format!("not a JSON array of events: {e}")))?;
+    elements
+        .into_iter()
+        .map(|element| {
+            let line = line_of(text, element.get());
+            if element.get().len() > MAX_EVENT_BYTES {
+                return Err(LineError::at(
+                    line,
+                    format!("the event is more than {MAX_EVENT_BYTES} bytes long; at most {MAX_EVENT_BYTES} are allowed"),
+                ));
+            }
+            let mut event = Event::parse(element.get(), stages).map_err(|e| LineError::at(line, e))?;
+            event.at.get_or_insert_with(|| now.to_string());
+            Ok(event)
+        })
+        .collect()
+}
+
+/// The line of `text` where `part`, a slice of it, starts.
+fn line_of(text: &str, part: &str) -> usize {
+    let offset = (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+    1 + text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
 /// Reads one line (without its end) into `line`, keeping at most `max`
 /// bytes: `Some(true)` if it was longer (the rest is read and dropped),
 /// `None` at the end of the input.
@@ -140,6 +189,39 @@ pub fn read_staged(line: &str) -> Option<Staged> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NOW: &str = "2026-01-01T00:00:00Z";
+
+    #[test]
+    fn a_body_is_json_lines_or_one_array() {
+        let lines = b"{\"id\":\"e1\",\"type\":\"conversation.created\",\"conversation\":\"c1\"}\n\n{\"id\":\"e2\",\"type\":\"conversation.closed\",\"conversation\":\"c1\"}\n";
+        let array = b" [\n {\"id\":\"e1\",\"type\":\"conversation.created\",\"conversation\":\"c1\"},\n {\"id\":\"e2\",\"type\":\"conversation.closed\",\"conversation\":\"c1\"}\n]";
+        for body in [&lines[..], &array[..]] {
+            let events = parse_body(body, &Stages::default(), NOW).unwrap();
+            let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+            assert_eq!(ids, ["e1", "e2"]);
+            assert_eq!(events[0].at.as_deref(), Some(NOW));
+        }
+    }
+
+    #[test]
+    fn a_bad_event_in_a_body_is_named_by_its_line() {
+        let array = b"[\n{\"id\":\"e1\",\"type\":\"conversation.created\",\"conversation\":\"c1\"},\n{\"id\":\"e2\",\"type\":\"nope\"}\n]";
+        let err = parse_body(array, &Stages::default(), NOW).unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        let lines = b"{\"id\":\"e1\",\"type\":\"conversation.created\",\"conversation\":\"c1\"}\nnot json\n";
+        assert_eq!(
+            parse_body(lines, &Stages::default(), NOW).unwrap_err().line,
+            2
+        );
+        let broken = b"[{\"id\":\"e1\",\n";
+        assert_eq!(
+            parse_body(broken, &Stages::default(), NOW)
+                .unwrap_err()
+                .line,
+            2
+        );
+    }
 
     fn read_all(input: &[u8]) -> Result<Vec<Staged>, String> {
         let mut staged = Vec::new();

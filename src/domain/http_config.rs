@@ -48,8 +48,8 @@ impl RawHttp {
             ("token_env", &self.token_env),
             ("hubspot_secret_env", &self.hubspot_secret_env),
         ] {
-            let valid = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
                 return Err(format!(
                     "[http] {key} must name an environment variable (letters, digits, _), not {name:?}"

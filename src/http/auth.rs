@@ -126,7 +126,13 @@ fn decode_uri(uri: &str) -> String {
 }
 
 /// Signs as HubSpot does, for tests and examples.
-pub fn sign_hubspot_v3(secret: &str, method: &str, uri: &str, body: &[u8], timestamp: &str) -> String {
+pub fn sign_hubspot_v3(
+    secret: &str,
+    method: &str,
+    uri: &str,
+    body: &[u8],
+    timestamp: &str,
+) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(method.as_bytes());
     mac.update(uri.as_bytes());

@@ -22,4 +22,3 @@ pub fn simulate(
     scratch.begin()?;
     events.iter().map(|e| processor.process(e, None)).collect()
 }
-

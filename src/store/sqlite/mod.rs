@@ -132,6 +132,16 @@ impl Store {
         Ok(Store::with(conn))
     }
 
+    /// The store, or an empty one in memory if none was created yet, so
+    /// that readers create nothing.
+    pub fn open_for_reading(path: &Path, synchronous: Synchronous) -> anyhow::Result<Store> {
+        if path.exists() {
+            Store::open(path, synchronous)
+        } else {
+            Store::open_in_memory()
+        }
+    }
+
     /// An empty store in memory, for commands that read a store that does
     /// not exist yet.
     pub fn open_in_memory() -> anyhow::Result<Store> {

@@ -245,9 +245,10 @@ impl Queue {
 
     /// How many entries wait, and when the oldest of them was enqueued.
     pub fn backlog(&self, position: Option<&QueuePosition>) -> Result<(u64, Option<String>)> {
-        Ok(self.conn.prepare_cached(
-            "SELECT count(*), min(enqueued_at) FROM queue WHERE seq > ?1",
-        )?.query_row([self.first_after(position)], |r| Ok((r.get(0)?, r.get(1)?)))?)
+        Ok(self
+            .conn
+            .prepare_cached("SELECT count(*), min(enqueued_at) FROM queue WHERE seq > ?1")?
+            .query_row([self.first_after(position)], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 
     /// Whether an event with this id waits to be processed.

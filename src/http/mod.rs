@@ -1,0 +1,87 @@
+//! The HTTP API of `spec/INTERFACE.md`, served by `inboxd run` when the
+//! config has an `[http]` table: events in (`/v1/events`, `/v1/hubspot`),
+//! records out, dry-runs, health and metrics.
+//!
+//! It runs on the daemon's tokio runtime, beside the engine's thread, and
+//! shares nothing with the engine's transaction: producers write the queue
+//! in transactions of their own (through their own connections) and wake
+//! the engine through `Control`; readers read the store's last commit.
+
+mod auth;
+mod pool;
+mod probes;
+mod producers;
+mod readers;
+mod reply;
+mod server;
+
+use std::sync::Arc;
+
+pub use auth::{check_hubspot_v3, sign_hubspot_v3, SignedRequest};
+pub use server::{bind, serve};
+
+use crate::daemon::{Control, Metrics};
+use crate::domain::config::{Config, HttpConfig};
+use crate::store::{Queue, Store};
+use pool::Pool;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// What every handler shares.
+pub struct Api {
+    config: Config,
+    http: HttpConfig,
+    /// `None`: the env var is unset, and the routes it guards answer 401.
+    token: Option<String>,
+    hubspot_secret: Option<String>,
+    control: Arc<Control>,
+    metrics: Arc<Metrics>,
+    queues: Pool<Queue>,
+    stores: Pool<Store>,
+}
+
+impl Api {
+    /// The API for `config` (which has `[http]`), its secrets read from the
+    /// environment now; says at start what is refused for want of one.
+    pub fn new(config: Config, control: Arc<Control>, metrics: Arc<Metrics>) -> Option<Api> {
+        let http = config.http.clone()?;
+        let token = secret(&http.token_env);
+        let hubspot_secret = secret(&http.hubspot_secret_env);
+        if token.is_none() {
+            tracing::warn!(
+                "{} is not set: every /v1 route but /v1/hubspot answers 401",
+                http.token_env
+            );
+        }
+        if hubspot_secret.is_none() {
+            tracing::warn!(
+                "{} is not set: /v1/hubspot answers 401",
+                http.hubspot_secret_env
+            );
+        }
+        let (store_path, synchronous) = (config.store_path.clone(), config.synchronous);
+        let queue_path = store_path.clone();
+        Some(Api {
+            queues: Pool::new(move || Queue::open(&queue_path, synchronous)),
+            stores: Pool::new(move || Store::open(&store_path, synchronous)),
+            config,
+            http,
+            token,
+            hubspot_secret,
+            control,
+            metrics,
+        })
+    }
+}
+
+impl Api {
+    pub fn listen_address(&self) -> std::net::SocketAddr {
+        self.http.listen
+    }
+}
+
+/// A secret from the environment; an empty one is none.
+fn secret(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|value| !value.is_empty())
+}

@@ -1,0 +1,89 @@
+//! Requests that read: a conversation, a ticket, an event's state, each as
+//! the last commit has it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+
+use super::producers::{authorize, blocking};
+use super::reply::{json, ApiError, ApiResult};
+use super::Api;
+
+use crate::store::StateRead;
+
+pub async fn get_conversation(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    authorize(&api, &headers)?;
+    let found = blocking(move || {
+        let read = api.stores.with(|store| Ok(store.conversation(&id)?));
+        read.map_err(|e| ApiError::unavailable(&e))?
+            .ok_or_else(|| ApiError::not_found(format!("no conversation {id}")))
+    })
+    .await?;
+    json(StatusCode::OK, found)
+}
+
+pub async fn get_ticket(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    authorize(&api, &headers)?;
+    let found = blocking(move || {
+        let read = api.stores.with(|store| Ok(store.ticket(&id)?));
+        read.map_err(|e| ApiError::unavailable(&e))?
+            .ok_or_else(|| ApiError::not_found(format!("no ticket {id}")))
+    })
+    .await?;
+    json(StatusCode::OK, found)
+}
+
+/// `{"id", "state", "reason"}`: the outcome that settled the event
+/// (applied or rejected) if any; else `queued` while it waits; else its
+/// last outcome (failed, duplicate).
+pub async fn get_event(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    authorize(&api, &headers)?;
+    let state = blocking(move || {
+        let read = api.stores.with(|store| {
+            let outcomes = store.outcomes_of(&id)?;
+            let position = store.queue_position()?;
+            Ok((outcomes, position))
+        });
+        let (outcomes, position) = read.map_err(|e| ApiError::unavailable(&e))?;
+        let settled = outcomes.iter().find(|o| o.outcome.is_done());
+        if let Some(row) = settled {
+            return Ok(event_state(
+                &id,
+                row.outcome.as_str(),
+                row.reason.as_deref(),
+            ));
+        }
+        let waiting = api
+            .queues
+            .with(|queue| Ok(queue.is_waiting(position.as_ref(), &id)?))
+            .map_err(|e| ApiError::unavailable(&e))?;
+        match (waiting, outcomes.last()) {
+            (true, _) => Ok(event_state(&id, "queued", None)),
+            (false, Some(row)) => Ok(event_state(
+                &id,
+                row.outcome.as_str(),
+                row.reason.as_deref(),
+            )),
+            (false, None) => Err(ApiError::not_found(format!("no event {id}"))),
+        }
+    })
+    .await?;
+    json(StatusCode::OK, state)
+}
+
+fn event_state(id: &str, state: &str, reason: Option<&str>) -> serde_json::Value {
+    serde_json::json!({"id": id, "state": state, "reason": reason})
+}
