@@ -86,6 +86,9 @@ impl Default for Metrics {
             "Rule reloads, by result (ok, unchanged, refused)",
             reloads.clone(),
         );
+        for result in ["ok", "unchanged", "refused"] {
+            let _ = reloads.get_or_create(&ResultLabel { result });
+        }
         let webhook_deliveries = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "inboxd_webhook_deliveries",

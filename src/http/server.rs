@@ -66,18 +66,39 @@ async fn watch_request(State(api): State<Arc<Api>>, request: Request, next: Next
         .map_or("unmatched", |p| p.as_str())
         .to_string();
     let method = request.method().clone();
-    let response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+    let response = if announces_too_much(&request) {
+        // Refused at once, not after reading what it announces.
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {} MiB", MAX_BODY_BYTES >> 20),
+        )
+        .into_response()
+    } else {
+        answer(request, next).await
+    };
+    let status = response.status().as_u16();
+    api.metrics.answered(&route, status);
+    tracing::debug!(%method, route, status, "HTTP request");
+    response
+}
+
+fn announces_too_much(request: &Request) -> bool {
+    request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+}
+
+async fn answer(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "the request took longer than 30 s",
         )
         .into_response(),
-    };
-    let status = response.status().as_u16();
-    api.metrics.answered(&route, status);
-    tracing::debug!(%method, route, status, "HTTP request");
-    response
+    }
 }
 
 /// Serves until `shutdown` completes.

@@ -226,11 +226,20 @@ impl Inbox {
 
     /// Starts the daemon without waiting for it.
     pub fn spawn(&self, args: &[&str]) -> Running {
+        self.spawn_with_env(args, &[])
+    }
+
+    /// `spawn`, with these environment variables (and none of the
+    /// daemon's secrets from the test's own environment).
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
         let log = std::fs::File::create(self.path("daemon.log")).unwrap();
         let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"))
             .current_dir(self.dir.path())
             .env_remove("INBOXD_CONFIG")
+            .env_remove("INBOXD_TOKEN")
+            .env_remove("INBOXD_HUBSPOT_SECRET")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .arg("run")
             .args(args)
             .stderr(log)

@@ -6,6 +6,7 @@ mod common;
 mod daemon;
 mod dry_run;
 mod hardening;
+mod http;
 mod input;
 mod model;
 mod newcomer;
