@@ -57,11 +57,25 @@ async fn start_http(
     let address = api.listen_address();
     let listener = crate::http::bind(address).await?;
     let address = listener.local_addr().unwrap_or(address);
-    tracing::info!(%address, "HTTP API listening");
     let api = Arc::new(api);
+    let control = Arc::clone(control);
     Ok(Some(tokio::spawn(async move {
-        if let Err(e) = crate::http::serve(listener, api, std::future::pending()).await {
-            tracing::error!("the HTTP server stopped: {e:#}");
+        let serving = crate::http::serve(listener, Arc::clone(&api), std::future::pending());
+        // Said once the daemon is up: a store that cannot open is the one
+        // line a failed start prints.
+        let announce = async {
+            while !control.is_ready() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            tracing::info!(%address, "HTTP API listening");
+            api.warn_of_missing_secrets();
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            served = serving => if let Err(e) = served {
+                tracing::error!("the HTTP server stopped: {e:#}");
+            },
+            () = announce => {}
         }
     })))
 }

@@ -199,7 +199,6 @@ mod tests {
             "inboxd_reloads_total{result=\"refused\"} 1",
             "inboxd_queue_depth 0",
             "inboxd_event_duration_seconds_count 1",
-            "# TYPE inboxd_webhook_deliveries counter",
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
         }

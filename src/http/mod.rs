@@ -43,23 +43,11 @@ pub struct Api {
 
 impl Api {
     /// The API for `config` (which has `[http]`), its secrets read from the
-    /// environment now; says at start what is refused for want of one.
+    /// environment now.
     pub fn new(config: Config, control: Arc<Control>, metrics: Arc<Metrics>) -> Option<Api> {
         let http = config.http.clone()?;
         let token = secret(&http.token_env);
         let hubspot_secret = secret(&http.hubspot_secret_env);
-        if token.is_none() {
-            tracing::warn!(
-                "{} is not set: every /v1 route but /v1/hubspot answers 401",
-                http.token_env
-            );
-        }
-        if hubspot_secret.is_none() {
-            tracing::warn!(
-                "{} is not set: /v1/hubspot answers 401",
-                http.hubspot_secret_env
-            );
-        }
         let (store_path, synchronous) = (config.store_path.clone(), config.synchronous);
         let queue_path = store_path.clone();
         Some(Api {
@@ -78,6 +66,22 @@ impl Api {
 impl Api {
     pub fn listen_address(&self) -> std::net::SocketAddr {
         self.http.listen
+    }
+
+    /// Says what is refused for want of a secret.
+    pub fn warn_of_missing_secrets(&self) {
+        if self.token.is_none() {
+            tracing::warn!(
+                "{} is not set: every /v1 route but /v1/hubspot answers 401",
+                self.http.token_env
+            );
+        }
+        if self.hubspot_secret.is_none() {
+            tracing::warn!(
+                "{} is not set: /v1/hubspot answers 401",
+                self.http.hubspot_secret_env
+            );
+        }
     }
 }
 

@@ -23,6 +23,8 @@ impl Inbox {
             }
             let target = dir.path().join(path);
             std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            // Tests run side by side: each daemon on a port of its own.
+            let text = text.replace("listen = \"127.0.0.1:8040\"", "listen = \"127.0.0.1:0\"");
             std::fs::write(target, text).unwrap();
         }
         Inbox { dir }

@@ -35,9 +35,10 @@ fn serve_with(setup: impl FnOnce(&Inbox), http: &str, env: &[(&str, &str)]) -> S
     let inbox = Inbox::new();
     setup(&inbox);
     let config = inbox.read("config/inboxd.toml");
+    assert!(config.contains("[http]\nlisten = \"127.0.0.1:0\"\n"));
     inbox.write(
         "config/inboxd.toml",
-        &format!("{config}\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n"),
+        &config.replace("[http]\n", &format!("[http]\n{http}\n")),
     );
     let daemon = inbox.spawn_with_env(&[], env);
     let mut address = String::new();
@@ -417,6 +418,9 @@ fn a_post_does_not_wait_for_the_engine() {
     let (outcome, reason) = served.inbox.wait_outcome("slow");
     assert_eq!(outcome, "failed");
     let reason = reason.unwrap();
-    assert!(reason.contains("longer than 2 s"), "not run to its limit: {reason}");
+    assert!(
+        reason.contains("longer than 2 s"),
+        "not run to its limit: {reason}"
+    );
     served.inbox.wait_outcome("next");
 }
