@@ -424,3 +424,46 @@ fn a_post_does_not_wait_for_the_engine() {
     );
     served.inbox.wait_outcome("next");
 }
+
+/// The `curl` examples of the README's "HTTP API" section, run in order
+/// against a daemon (reads retried until the events are processed).
+#[test]
+fn the_readme_curl_examples_work() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("\n## HTTP API").expect("an HTTP API section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..]
+        .find("\n## ")
+        .map_or(section.len(), |end| end + 3)];
+    let commands: Vec<&str> = section.lines().filter(|l| l.starts_with("curl ")).collect();
+    assert!(commands.len() >= 8, "{commands:?}");
+    let served = serve_default();
+    for command in commands {
+        let command = command.replace("http://127.0.0.1:8040", &served.base);
+        let run = || {
+            std::process::Command::new("bash")
+                .arg("-c")
+                .arg(&command)
+                .env("INBOXD_TOKEN", TOKEN)
+                .output()
+                .unwrap()
+        };
+        let mut out = run();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !out.status.success() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            out = run();
+        }
+        assert!(
+            out.status.success(),
+            "README example failed: {command}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        served.inbox.ticket("HT1")["status"],
+        "new",
+        "the dry-run changed nothing"
+    );
+}
