@@ -48,6 +48,25 @@ pub fn read(
     now: &str,
     mut sink: impl FnMut(Staged) -> std::io::Result<()>,
 ) -> Result<usize, LineError> {
+    read_events(input, stages, now, |event| sink(Staged::from(event)))
+}
+
+impl From<Event> for Staged {
+    fn from(event: Event) -> Staged {
+        Staged {
+            body: event.to_json(),
+            id: event.id,
+        }
+    }
+}
+
+/// `read`, handing each event to `sink` as it is.
+fn read_events(
+    input: &mut impl BufRead,
+    stages: &Stages,
+    now: &str,
+    mut sink: impl FnMut(Event) -> std::io::Result<()>,
+) -> Result<usize, LineError> {
     let mut line = Vec::with_capacity(4096);
     let mut number = 0;
     let mut count = 0;
@@ -76,11 +95,7 @@ pub fn read(
         }
         let mut event = Event::parse(text, stages).map_err(|e| LineError::at(number, e))?;
         event.at.get_or_insert_with(|| now.to_string());
-        let staged = Staged {
-            id: event.id.clone(),
-            body: event.to_json(),
-        };
-        sink(staged).map_err(|e| LineError::at(number, format!("cannot stage the event: {e}")))?;
+        sink(event).map_err(|e| LineError::at(number, format!("cannot stage the event: {e}")))?;
         count += 1;
     }
 }
@@ -92,8 +107,7 @@ pub fn parse_body(body: &[u8], stages: &Stages, now: &str) -> Result<Vec<Event>,
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
         let mut events = Vec::new();
-        read(&mut &body[..], stages, now, |staged| {
-            let event = serde_json::from_str(&staged.body).map_err(std::io::Error::other)?;
+        read_events(&mut &body[..], stages, now, |event| {
             events.push(event);
             Ok(())
         })?;

@@ -16,7 +16,7 @@ use super::auth::{bearer_matches, check_hubspot_v3, SignedRequest};
 use super::reply::{json, ApiError, ApiResult};
 use super::Api;
 use crate::domain::event::{now_rfc3339, Event};
-use crate::domain::event_lines::{parse_body, LineError};
+use crate::domain::event_lines::{parse_body, LineError, Staged};
 
 /// Refuses a request without the API's bearer token.
 pub fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -63,13 +63,15 @@ fn bad_event(error: LineError) -> ApiError {
     }
 }
 
-/// Queues checked events in one transaction and wakes the engine.
-fn enqueue(api: &Api, events: &[Event], now: &str) -> Result<(), ApiError> {
+/// Queues checked events (`at` filled in) in one transaction and wakes
+/// the engine.
+fn enqueue(api: &Api, events: Vec<Event>, now: &str) -> Result<(), ApiError> {
     if events.is_empty() {
         return Ok(());
     }
+    let staged = events.into_iter().map(|event| Ok(Staged::from(event)));
     api.queues
-        .with(|queue| queue.enqueue(events, now))
+        .with(|queue| queue.enqueue_staged(staged, now, || {}))
         .map_err(|e| ApiError::unavailable(&e))?;
     api.control.wake();
     Ok(())
@@ -85,8 +87,9 @@ pub async fn post_events(
     let count = blocking(move || {
         let now = now_rfc3339();
         let events = parse_body(&bytes, &api.config.stages, &now).map_err(bad_event)?;
-        enqueue(&api, &events, &now)?;
-        Ok(events.len())
+        let count = events.len();
+        enqueue(&api, events, &now)?;
+        Ok(count)
     })
     .await?;
     json(StatusCode::ACCEPTED, serde_json::json!({"enqueued": count}))
@@ -107,14 +110,21 @@ pub async fn post_hubspot(
         let mapped =
             crate::tools::hubspot::map(text, &api.config.stages).map_err(ApiError::bad_request)?;
         let now = now_rfc3339();
-        enqueue(&api, &mapped.events, &now)?;
+        let (enqueued, skipped) = (mapped.events.len(), mapped.skipped.len());
+        let events = (mapped.events.into_iter())
+            .map(|mut event| {
+                event.at.get_or_insert_with(|| now.clone());
+                event
+            })
+            .collect();
+        enqueue(&api, events, &now)?;
         api.metrics
             .hubspot_skipped
             .inc_by(mapped.skipped.len() as u64);
         for skipped in &mapped.skipped {
             tracing::debug!("HubSpot notification skipped: {skipped}");
         }
-        Ok((mapped.events.len(), mapped.skipped.len()))
+        Ok((enqueued, skipped))
     })
     .await?;
     json(

@@ -217,8 +217,13 @@ fn the_toml_and_json_examples_are_what_they_show() {
             // the shipped one.
             "toml" if body.starts_with("[http]") => {
                 let config = inbox.read("config/inboxd.toml");
-                let shipped = config.find("[http]").expect("the shipped config has [http]");
-                inbox.write("config/inboxd.toml", &format!("{}{body}", &config[..shipped]));
+                let shipped = config
+                    .find("[http]")
+                    .expect("the shipped config has [http]");
+                inbox.write(
+                    "config/inboxd.toml",
+                    &format!("{}{body}", &config[..shipped]),
+                );
                 &["validate"]
             }
             "json" => {

@@ -243,12 +243,21 @@ impl Queue {
         )?)
     }
 
-    /// How many entries wait, and when the oldest of them was enqueued.
+    /// How many entries wait, and when the oldest of them was enqueued:
+    /// two index lookups whatever the backlog (entries are numbered
+    /// without gaps, and only processed ones are deleted), so the daemon
+    /// may ask after every batch.
     pub fn backlog(&self, position: Option<&QueuePosition>) -> Result<(u64, Option<String>)> {
-        Ok(self
+        let after = self.first_after(position);
+        let (last, oldest): (Option<i64>, Option<String>) = self
             .conn
-            .prepare_cached("SELECT count(*), min(enqueued_at) FROM queue WHERE seq > ?1")?
-            .query_row([self.first_after(position)], |r| Ok((r.get(0)?, r.get(1)?)))?)
+            .prepare_cached(
+                "SELECT (SELECT max(seq) FROM queue),
+                        (SELECT enqueued_at FROM queue WHERE seq > ?1 ORDER BY seq LIMIT 1)",
+            )?
+            .query_row([after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let depth = last.map_or(0, |last| (last - after).max(0) as u64);
+        Ok((if oldest.is_some() { depth } else { 0 }, oldest))
     }
 
     /// Whether an event with this id waits to be processed.
@@ -378,6 +387,30 @@ mod tests {
         assert_eq!(queue.depth(Some(&other)).unwrap(), 3);
         queue.acknowledge_through(position.seq).unwrap();
         assert_eq!(ids(&queue.peek(None, 10).unwrap()), ["c"]);
+    }
+
+    #[test]
+    fn the_backlog_counts_what_waits_as_depth_does() {
+        let queue = Queue::open_in_memory().unwrap();
+        assert_eq!(queue.backlog(None).unwrap(), (0, None));
+        queue.enqueue(&[event("a"), event("b")], "first").unwrap();
+        queue.enqueue(&[event("c")], "second").unwrap();
+        let all = queue.peek(None, 10).unwrap();
+        for (done, oldest) in [
+            (0, Some("first")),
+            (1, Some("first")),
+            (2, Some("second")),
+            (3, None),
+        ] {
+            let position = (done > 0).then(|| queue.position_at(all[done - 1].seq));
+            let (depth, at) = queue.backlog(position.as_ref()).unwrap();
+            assert_eq!(depth, queue.depth(position.as_ref()).unwrap());
+            assert_eq!(at.as_deref(), oldest);
+            if let Some(position) = &position {
+                queue.acknowledge_through(position.seq).unwrap();
+                assert_eq!(queue.backlog(Some(position)).unwrap().0, 3 - done as u64);
+            }
+        }
     }
 
     #[test]
