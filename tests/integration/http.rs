@@ -467,3 +467,63 @@ fn the_readme_curl_examples_work() {
         "the dry-run changed nothing"
     );
 }
+
+/// Odd bytes, truncated JSON, deep nesting, huge numbers: each answered
+/// with a refusal, none taking the daemon down or queueing anything.
+#[test]
+fn no_route_falls_over_on_odd_input() {
+    let served = serve_default();
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let valid = conversation_created("fuzz", "c1").to_string();
+    let mut bodies: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"[".to_vec(),
+        b"[]".to_vec(),
+        b"null".to_vec(),
+        "[".repeat(10_000).into_bytes(),
+        format!("{{\"id\": 1e999999, \"type\": \"{}\"}}", "x".repeat(100)).into_bytes(),
+        b"\xff\xfe\x00garbage".to_vec(),
+        valid.replace("c1", "c\u{0}1").into_bytes(),
+    ];
+    for _ in 0..40 {
+        let mut body = valid.clone().into_bytes();
+        let cut = (next() as usize) % body.len();
+        body.truncate(cut);
+        let at = (next() as usize) % (body.len() + 1);
+        body.insert(at, (next() % 256) as u8);
+        bodies.push(body);
+    }
+    for body in &bodies {
+        for path in ["/v1/events", "/v1/dry-run", "/v1/hubspot"] {
+            let answer = served.post(path, Some(TOKEN), body);
+            assert!(
+                [200, 202, 400, 401].contains(&answer.status),
+                "{path} answered {} to {:?}: {}",
+                answer.status,
+                String::from_utf8_lossy(body),
+                answer.body
+            );
+        }
+    }
+    for path in [
+        "/v1/events/%00",
+        "/v1/tickets/%FF%FE",
+        "/v1/conversations/a%2Fb",
+    ] {
+        let status = served.get(path, Some(TOKEN)).status;
+        assert!([400, 404].contains(&status), "{path}: {status}");
+    }
+    assert_eq!(served.get("/healthz", None).status, 200);
+    // Only bodies that were whole valid events could have been queued.
+    let posted = served.post("/v1/events", Some(TOKEN), valid.as_bytes());
+    assert_eq!(posted.status, 202);
+    served.inbox.wait_outcome("fuzz");
+    let processed = served.processed();
+    assert!(processed.iter().all(|id| id == "fuzz"), "{processed:?}");
+}
