@@ -160,6 +160,25 @@ pub enum Command {
     },
     /// Print the whole state as one JSON document.
     Export,
+    /// Print the change feed as JSON Lines: one entry per processed event,
+    /// with the fields it changed and the notifications its rules sent.
+    Changes {
+        /// Only entries after this cursor.
+        #[arg(long, default_value_t = 0, value_name = "CURSOR")]
+        after: i64,
+        /// At most this many entries (with --follow: then exit).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Keep waiting for new entries until SIGINT/SIGTERM.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// List the webhooks: messages due (lag), last error, next attempt.
+    Webhooks {
+        /// Output for people (text) or for programs (json).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Write a working config/ and rules/ (the default policies and their
     /// tests) into DIR, for a new installation.
     Init {

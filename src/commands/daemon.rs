@@ -101,7 +101,7 @@ fn engine_loop(
     let Some(mut daemon) = Daemon::start_patiently(config.clone(), control)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    daemon.use_metrics(metrics);
+    daemon.use_metrics(Arc::clone(&metrics));
     if watch {
         let rules = daemon.rules();
         let watches = crate::daemon::watch::start(
@@ -115,6 +115,7 @@ fn engine_loop(
     }
     if daemon.announce_patiently(control)? {
         control.set_ready(true);
+        crate::daemon::webhooks::start(&daemon.rules().config, control, &metrics);
         daemon.run(control)?;
     }
     Ok(ExitCode::SUCCESS)

@@ -70,6 +70,8 @@ pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
         processed: store
             .outcome_counts()
             .context("cannot read the processed events")?,
+        webhooks: crate::daemon::webhooks::report(&config, &store)
+            .context("cannot read the webhooks' progress")?,
     };
     emit(format, &status, Status::to_text)?;
     Ok(ExitCode::SUCCESS)
@@ -83,6 +85,8 @@ struct Status {
     daemon: Option<crate::store::DaemonStatus>,
     queued: u64,
     processed: std::collections::BTreeMap<String, u64>,
+    /// Each webhook: messages due, last error, next attempt.
+    webhooks: Vec<crate::daemon::webhooks::WebhookState>,
 }
 
 impl Status {
@@ -111,6 +115,9 @@ impl Status {
             .map(|o| format!("{} {o}", self.processed.get(*o).copied().unwrap_or(0)))
             .collect();
         out.push_str(&format!("processed: {}\n", counts.join(", ")));
+        for webhook in &self.webhooks {
+            out.push_str(&format!("webhook   {}", webhook.to_text()));
+        }
         out
     }
 }

@@ -2,6 +2,7 @@
 //! the rules, reading the state, and the tools.
 
 mod daemon;
+mod feed;
 mod inspect;
 mod queue;
 mod rules;
@@ -52,6 +53,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             rules::replay(&config, &candidate, &window, format)
         }
         Command::Export => inspect::export(&config),
+        Command::Changes {
+            after,
+            limit,
+            follow,
+        } => feed::changes(&config, after, limit, follow),
+        Command::Webhooks { format } => feed::webhooks(&config, format),
         Command::Events { outcome, format } => {
             inspect::events(&config, outcome.map(Into::into), format)
         }

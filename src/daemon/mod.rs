@@ -10,6 +10,8 @@ pub mod patience;
 pub mod poison_guard;
 pub mod run_loop;
 pub mod watch;
+pub mod webhook_signature;
+pub mod webhooks;
 
 pub use control::Control;
 pub use metrics::Metrics;

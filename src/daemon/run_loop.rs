@@ -313,11 +313,20 @@ impl Daemon {
                     deaths,
                 });
             }
-            Verdict::Poison { deaths } => return self.record_poison(&batch[0], deaths),
+            Verdict::Poison { deaths } => {
+                let recorded = self.record_poison(&batch[0], deaths);
+                if recorded.is_ok() {
+                    control.batch_committed();
+                }
+                return recorded;
+            }
         }
         self.store.begin().context("cannot start a transaction")?;
         let result = self.process_events(&batch, control);
         let committed = matches!(result, Ok(n) if n > 0);
+        if committed {
+            control.batch_committed();
+        }
         self.processor.end_batch();
         if !committed {
             let _ = self.store.rollback();

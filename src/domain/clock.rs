@@ -11,10 +11,14 @@ pub trait Clock {
 
     /// `now` in RFC 3339, UTC.
     fn now_rfc3339(&self) -> String {
-        self.now()
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("a time always formats")
+        rfc3339(self.now())
     }
+}
+
+/// A time in RFC 3339.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .expect("a time always formats")
 }
 
 /// The wall clock.

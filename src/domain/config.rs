@@ -9,6 +9,8 @@ use serde::Deserialize;
 use crate::domain::diagnostic::Diagnostic;
 pub use crate::domain::http_config::HttpConfig;
 use crate::domain::http_config::RawHttp;
+pub use crate::domain::webhook_config::WebhookConfig;
+use crate::domain::webhook_config::RawWebhook;
 use crate::domain::state::{Stage, Stages};
 
 /// The deepest cascade a config may allow: deeper, a cycle of rules would
@@ -34,6 +36,8 @@ pub struct Config {
     pub settings: toml::Table,
     /// `[http]`: the daemon serves HTTP only when it is there.
     pub http: Option<HttpConfig>,
+    /// `[[webhook]]`: where decisions and notifications are sent.
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// SQLite's `synchronous` setting: what a commit waits for.
@@ -70,6 +74,8 @@ struct RawConfig {
     settings: toml::Table,
     #[serde(default)]
     http: Option<RawHttp>,
+    #[serde(default)]
+    webhook: Vec<RawWebhook>,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +197,8 @@ impl Config {
         check_settings(&settings).map_err(|e| Diagnostic::file(file, e))?;
         let http =
             (raw.http.map(RawHttp::check).transpose()).map_err(|e| Diagnostic::file(file, e))?;
+        let webhooks = crate::domain::webhook_config::check(raw.webhook)
+            .map_err(|e| Diagnostic::file(file, e))?;
         Ok(Config {
             file: file.to_path_buf(),
             store_path: base.join(raw.store.path),
@@ -201,6 +209,7 @@ impl Config {
             stages,
             settings,
             http,
+            webhooks,
         })
     }
 }

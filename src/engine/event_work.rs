@@ -2,11 +2,12 @@
 //! functions scripts call: the working state, the rule running now, and what
 //! its actions did.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
 use crate::domain::event::EventKind;
+use crate::domain::feed::Notification;
 use crate::domain::state::Stages;
 use crate::engine::apply::{apply, Mode, Stop};
 use crate::engine::report::ActionRecord;
@@ -21,6 +22,11 @@ pub const MAX_DERIVED_EVENTS: usize = 100_000;
 /// and the outcome keep) that one original event may make: a bound on the
 /// memory and the rows a rule fanning out large values can take.
 pub const MAX_CHANGE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The most notifications one event may send, and the largest payload
+/// (as JSON): what a receiver can sensibly take.
+pub const MAX_NOTIFICATIONS: usize = 1_000;
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// An event waiting for its rules to run: the original one or one derived
 /// from a rule's action.
@@ -53,6 +59,8 @@ impl Pending {
 /// worked out once per rule run, not once per action.
 struct RuleRun {
     rule: String,
+    /// The event the rule runs for.
+    event: String,
     /// How the event the rule runs for came about.
     chain_text: String,
     /// The chain of every event the rule's actions derive.
@@ -77,6 +85,9 @@ pub struct EventWork {
     pub rejection: Option<String>,
     /// Set when the store fails under an action.
     pub failure: Option<String>,
+    /// The webhooks `notify` may name (the config's).
+    pub webhooks: BTreeSet<String>,
+    notifications: Vec<Notification>,
 }
 
 impl EventWork {
@@ -93,6 +104,8 @@ impl EventWork {
             rejection: None,
             failure: None,
             condition_of: None,
+            webhooks: BTreeSet::new(),
+            notifications: Vec::new(),
         }
     }
 
@@ -107,6 +120,48 @@ impl EventWork {
         self.derived.clear();
         self.rejection = None;
         self.failure = None;
+        self.notifications.clear();
+    }
+
+    /// The notifications the event's rules sent, for its report.
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        std::mem::take(&mut self.notifications)
+    }
+
+    /// A rule's `notify(webhook, payload)`: recorded with the event, sent
+    /// only if it is applied.
+    pub fn notify(&mut self, webhook: &str, payload: Value) -> Result<(), String> {
+        let call = format!("notify({webhook:?}, …)");
+        let Some(firing) = &self.firing else {
+            return Err(format!("{call}: only a rule can notify"));
+        };
+        let rule = firing.rule.clone();
+        let why = if !self.webhooks.contains(webhook) {
+            Some(format!("no webhook named {webhook:?} in the config"))
+        } else if self.notifications.len() >= MAX_NOTIFICATIONS {
+            Some(format!("more than {MAX_NOTIFICATIONS} notifications for one event"))
+        } else if json_size(&payload) > MAX_PAYLOAD_BYTES {
+            Some(format!("the payload is larger than {} KiB", MAX_PAYLOAD_BYTES / 1024))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let reason = format!("rule {rule}: {call}: {why}");
+            self.failure.get_or_insert(reason.clone());
+            return Err(reason);
+        }
+        self.notifications.push(Notification {
+            webhook: webhook.to_string(),
+            payload,
+            rule: Some(rule),
+            event: firing.event.clone(),
+        });
+        self.actions.push(ActionRecord {
+            call,
+            changed: false,
+            derived_event: None,
+        });
+        Ok(())
     }
 
     /// The values replaced by the changes made since the working state had
@@ -123,6 +178,7 @@ impl EventWork {
         chain.push((rule.to_string(), event.id.clone()));
         self.firing = Some(RuleRun {
             rule: rule.to_string(),
+            event: event.id.clone(),
             chain_text: event.chain_text(),
             chain,
         });

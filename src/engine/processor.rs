@@ -58,6 +58,7 @@ impl Processor {
         let deadlines = with_time_limit(&mut scripts);
         let script_log = Rc::new(ScriptLog::default());
         crate::engine::script_api::register(&mut scripts, &work, &script_log);
+        work.borrow_mut().webhooks = webhook_names(&rules);
         Processor {
             store,
             rules,
@@ -105,7 +106,11 @@ impl Processor {
     /// Swaps the RuleSet; called between two events only.
     pub fn set_rules(&mut self, rules: RuleSet) {
         self.remembered = None;
-        self.work.borrow_mut().stages = rules.config.stages.clone();
+        {
+            let mut work = self.work.borrow_mut();
+            work.stages = rules.config.stages.clone();
+            work.webhooks = webhook_names(&rules);
+        }
         self.rules = rules;
     }
 
@@ -166,6 +171,7 @@ impl Processor {
             ruleset: &self.rules.version,
             processed_at: &self.clock.now_rfc3339(),
             changes: &report.changes,
+            notifications: &report.notifications,
         })?;
         if report.outcome.is_done() {
             if let Some(done) = self.known_done.get_mut(&event.id) {
@@ -216,6 +222,7 @@ impl Processor {
             ruleset: &self.rules.version,
             processed_at: &self.clock.now_rfc3339(),
             changes: &[],
+            notifications: &[],
         })?;
         tracing::error!(event = %queued.event_id, "failed: {reason}");
         Ok(())
@@ -241,6 +248,7 @@ impl Processor {
             ruleset: self.rules.version.clone(),
             rules_fired: Vec::new(),
             changes: Vec::new(),
+            notifications: Vec::new(),
         };
         match self.is_done(&event.id) {
             Ok(true) => {
@@ -261,7 +269,11 @@ impl Processor {
         let result = self.run(event, &mut report.rules_fired);
         self.script_log.finish_event();
         match result {
-            Ok(()) => report.changes = self.work.borrow_mut().working.take_changes(),
+            Ok(()) => {
+                let mut work = self.work.borrow_mut();
+                report.changes = work.working.take_changes();
+                report.notifications = work.take_notifications();
+            }
             Err(Stop::Rejected(reason)) => {
                 report.outcome = Outcome::Rejected;
                 report.reason = Some(reason);
@@ -417,6 +429,10 @@ fn script_event(original: &Event, pending: &Pending) -> Dynamic {
     let previous = rhai::serde::to_dynamic(&pending.previous).unwrap_or(Dynamic::UNIT);
     map.insert("previous".into(), previous);
     Dynamic::from_map(map).into_read_only().into_shared()
+}
+
+fn webhook_names(rules: &RuleSet) -> std::collections::BTreeSet<String> {
+    (rules.config.webhooks.iter()).map(|w| w.name.clone()).collect()
 }
 
 /// The error for a transaction that SQLite rolled back while an event was

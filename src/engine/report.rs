@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::domain::change::Change;
+use crate::domain::feed::Notification;
 
 pub use crate::domain::outcome::Outcome;
 
@@ -41,6 +42,8 @@ pub struct Report {
     pub rules_fired: Vec<Firing>,
     /// The changes that stay; empty unless the outcome is `applied`.
     pub changes: Vec<Change>,
+    /// What the rules sent with `notify`; empty unless `applied`.
+    pub notifications: Vec<Notification>,
 }
 
 impl Report {
@@ -49,6 +52,7 @@ impl Report {
         self.outcome = Outcome::Failed;
         self.reason = Some(reason);
         self.changes.clear();
+        self.notifications.clear();
     }
 
     /// The report as readable text, as `dry-run` prints it.
@@ -78,7 +82,8 @@ impl Report {
                 let effect = match &action.derived_event {
                     Some(id) => format!("changed -> {id}"),
                     None if action.changed => "changed".to_string(),
-                    None => "no-op".to_string(),
+                    None if action.call.starts_with("notify(") => "sent if applied".to_string(),
+                None => "no-op".to_string(),
                 };
                 let _ = writeln!(out, "    {} [{effect}]", action.call);
             }
@@ -99,6 +104,14 @@ impl Report {
                 c.field,
                 c.before,
                 c.after
+            );
+        }
+        for n in &self.notifications {
+            let rule = n.rule.as_deref().unwrap_or("?");
+            let _ = writeln!(
+                out,
+                "  notify {}: {}  (rule {rule}, event {})",
+                n.webhook, n.payload, n.event
             );
         }
         out

@@ -22,6 +22,13 @@ pub fn register(engine: &mut Engine, work: &Rc<RefCell<EventWork>>, log: &Rc<Scr
     register_ticket_actions(engine, work);
 
     let u = Rc::clone(work);
+    engine.register_fn("notify", move |webhook: &str, payload: Map| -> Result<()> {
+        let payload: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(payload))?;
+        u.borrow_mut()
+            .notify(webhook, payload)
+            .map_err(|reason| reason.into())
+    });
+    let u = Rc::clone(work);
     engine.register_fn("reject", move |reason: &str| -> Result<()> {
         Err(u.borrow_mut().reject(reason).into())
     });

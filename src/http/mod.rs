@@ -8,6 +8,7 @@
 //! the engine through `Control`; readers read the store's last commit.
 
 mod auth;
+mod changes;
 mod pool;
 mod probes;
 mod producers;

@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::reply::ApiError;
-use super::{probes, producers, readers, Api, MAX_BODY_BYTES};
+use super::{changes, probes, producers, readers, Api, MAX_BODY_BYTES};
 
 /// A client has this long to send a request's headers (and an idle
 /// keep-alive connection is closed after it).
@@ -39,6 +39,7 @@ fn router(api: Arc<Api>) -> Router {
         .route("/v1/events/{id}", get(readers::get_event))
         .route("/v1/hubspot", post(producers::post_hubspot))
         .route("/v1/dry-run", post(producers::post_dry_run))
+        .route("/v1/changes", get(changes::get_changes))
         .route("/v1/conversations/{id}", get(readers::get_conversation))
         .route("/v1/tickets/{id}", get(readers::get_ticket))
         .route("/healthz", get(probes::healthz))

@@ -125,6 +125,11 @@ pub const MANUAL: &[Entry] = &[
         doc: "refuses the whole event with that reason (even if the script catches the error)",
     },
     Entry {
+        call: "notify(webhook, payload)",
+        kind: Kind::Other,
+        doc: "sends `payload` (a map) to the `[[webhook]]` of that name if the event is applied (recorded with it, shown in `dry-run` and the change feed); an unknown name fails the event, and `validate` reports it",
+    },
+    Entry {
         call: "log(message)",
         kind: Kind::Other,
         doc: "writes an info line to the daemon's log, naming the rule and the event (as `print` does)",

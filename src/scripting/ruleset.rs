@@ -112,7 +112,8 @@ impl RuleSet {
             ));
         }
         let rules = link(&engine, decls, &rules_dir, &scripts, &mut problems);
-        let known = Known::new(&engine, &config.settings);
+        let webhooks: Vec<String> = config.webhooks.iter().map(|w| w.name.clone()).collect();
+        let known = Known::new(&engine, &config.settings, &webhooks);
         for (path, ast) in &scripts {
             problems.extend(script_check::check(ast, path, (0, 0), &known));
         }

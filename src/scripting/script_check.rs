@@ -28,12 +28,13 @@ const BUILT_IN: [&str; 9] = [
 pub struct Known {
     functions: HashSet<String>,
     settings: Vec<String>,
+    webhooks: Vec<String>,
 }
 
 impl Known {
     /// What `engine` provides (its packages), the inbox API, and the keys
     /// of `[settings]`.
-    pub fn new(engine: &Engine, settings: &toml::Table) -> Known {
+    pub fn new(engine: &Engine, settings: &toml::Table, webhooks: &[String]) -> Known {
         let mut functions: HashSet<String> = engine
             .gen_fn_signatures(true)
             .iter()
@@ -45,6 +46,7 @@ impl Known {
         Known {
             functions,
             settings: settings.keys().cloned().collect(),
+            webhooks: webhooks.to_vec(),
         }
     }
 }
@@ -85,6 +87,13 @@ pub fn check(ast: &AST, file: &Path, origin: Origin, known: &Known) -> Vec<Diagn
         if plain && !known.functions.contains(name) && !own.contains(name) {
             problems.push(at(*pos, unknown_function(name, known, &own)));
         }
+        if plain && name == "notify" && !own.contains(name) {
+            if let Some(Expr::StringConstant(webhook, at_name)) = call.args.first() {
+                if !known.webhooks.iter().any(|w| w == webhook.as_str()) {
+                    problems.push(at(*at_name, unknown_webhook(webhook, known)));
+                }
+            }
+        }
         true
     });
     problems
@@ -108,6 +117,16 @@ fn settings_key<'a>(lhs: &'a Expr, rhs: &'a Expr) -> Option<(&'a str, Position)>
         },
         _ => None,
     }
+}
+
+fn unknown_webhook(name: &str, known: &Known) -> String {
+    if known.webhooks.is_empty() {
+        return format!("notify(): no webhook named `{name}`: the config has no [[webhook]]");
+    }
+    format!(
+        "notify(): no webhook named `{name}`; the config's webhooks: {}",
+        known.webhooks.join(", ")
+    )
 }
 
 fn unknown_function(name: &str, known: &Known, own: &HashSet<&str>) -> String {
@@ -157,11 +176,21 @@ mod tests {
         let ast = engine.compile_with_scope(&scope, script).unwrap();
         let settings: toml::Table =
             toml::from_str("account_created = \"x\"\nauto_ticket = false").unwrap();
-        let known = Known::new(&engine, &settings);
+        let known = Known::new(&engine, &settings, &["crm".to_string()]);
         check(&ast, Path::new("r.rhai"), (0, 0), &known)
             .into_iter()
             .map(|d| d.to_string())
             .collect()
+    }
+
+    #[test]
+    fn notify_must_name_a_webhook_of_the_config() {
+        assert!(problems("notify(\"crm\", #{a: 1});").is_empty());
+        let found = problems("let x = 1;\nnotify(\"crn\", #{a: 1});\n");
+        assert_eq!(
+            found,
+            ["r.rhai:2:8: notify(): no webhook named `crn`; the config's webhooks: crm"]
+        );
     }
 
     #[test]

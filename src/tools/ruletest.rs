@@ -75,6 +75,9 @@ struct Expect {
     #[serde(default)]
     tickets: BTreeMap<String, toml::Table>,
     blocked_contacts: Option<Vec<String>>,
+    /// The notifications the `when` events sent, in order: each a table
+    /// with `webhook` and `payload` (and `rule`, if given, is checked too).
+    notifications: Option<Vec<toml::Table>>,
 }
 
 /// One test's result: `None` when it passed, else what differed.
@@ -234,6 +237,29 @@ fn check(test: &RuleTest, reports: &[Report], export: &Export) -> Result<(), Str
             if got != want {
                 problems.push(format!("{kind} {id} {field}: expected {want}, got {got}"));
             }
+        }
+    }
+    if let Some(want) = &expect.notifications {
+        let sent: Vec<Value> = reports
+            .iter()
+            .flat_map(|r| &r.notifications)
+            .map(|n| serde_json::json!({"webhook": n.webhook, "payload": n.payload, "rule": n.rule}))
+            .collect();
+        let matches = want.len() == sent.len()
+            && want.iter().zip(&sent).all(|(want, sent)| {
+                toml_to_json(want)
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .all(|(key, value)| sent.get(key) == Some(value))
+            });
+        if !matches {
+            let want: Vec<Value> = want.iter().map(toml_to_json).collect();
+            problems.push(format!(
+                "notifications: expected {}, got {}",
+                Value::Array(want),
+                Value::Array(sent)
+            ));
         }
     }
     if let Some(want) = &expect.blocked_contacts {

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Result, Store};
 use crate::domain::change::Change;
+use crate::domain::feed::Notification;
 use crate::domain::outcome::Outcome;
 use crate::store::DoneEvents;
 
@@ -20,6 +21,8 @@ pub struct Recorded<'a> {
     pub ruleset: &'a str,
     pub processed_at: &'a str,
     pub changes: &'a [Change],
+    /// Sent only for an applied event; empty otherwise.
+    pub notifications: &'a [Notification],
 }
 
 /// One processed event, as listed.
@@ -82,6 +85,9 @@ impl Store {
             ])?;
         let processed = self.conn.last_insert_rowid();
         self.insert_audit(processed, r.changes)?;
+        if !r.notifications.is_empty() {
+            self.insert_notifications(processed, r.notifications)?;
+        }
         Ok(())
     }
 
@@ -183,6 +189,7 @@ impl LoggedEvent {
             ruleset: &self.ruleset,
             processed_at: &self.processed_at,
             changes: &self.changes,
+            notifications: &[],
         }
     }
 }

@@ -6,8 +6,10 @@
 
 mod audit;
 mod checkpoint;
+mod deliveries;
 mod entities;
 mod error;
+mod feed;
 mod log;
 mod queue;
 mod rulesets;
@@ -27,6 +29,7 @@ use crate::domain::config::Synchronous;
 use crate::store::{Persist, Result, StateWrites, StoreError, Transactions};
 pub use audit::AuditRow;
 pub use checkpoint::Checkpointer;
+pub use deliveries::{deliveries_path, Deliveries, Delivery};
 pub use log::{LoggedEvent, OutcomeRow, Recorded};
 pub use queue::{queue_path, Queue, QueuePosition, Queued};
 pub use rulesets::RecordedConfig;

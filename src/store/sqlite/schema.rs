@@ -110,6 +110,22 @@ CREATE TABLE rulesets (
     stages   TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- The change feed is the `processed` table (its seq is the cursor) with
+-- each event's audit rows and notifications: reading a page of it finds
+-- the audit rows of a range of events.
+CREATE INDEX audit_by_processed ON audit(processed);
+-- What rules sent with notify(webhook, payload), with their applied event.
+CREATE TABLE notifications (
+    id        INTEGER PRIMARY KEY,
+    processed INTEGER NOT NULL REFERENCES processed(seq),
+    webhook   TEXT NOT NULL,
+    payload   TEXT NOT NULL,
+    rule      TEXT,
+    event     TEXT NOT NULL
+);
+CREATE INDEX notifications_by_processed ON notifications(processed);
+"#,
 ];
 
 /// Brings the schema up to date, in one transaction.

@@ -1,0 +1,69 @@
+//! `GET /v1/changes?after=C&limit=N&wait=S`: the change feed, a page at a
+//! time, held open up to S seconds while nothing is newer than C.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+
+use super::producers::{authorize, blocking};
+use super::reply::{json, ApiError, ApiResult};
+use super::Api;
+
+/// Entries per page unless `limit` says, and at most.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1_000;
+/// The longest a request may wait for new entries.
+const MAX_WAIT_SECONDS: u64 = 25;
+/// How often a waiting request looks whether a batch committed.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    #[serde(default)]
+    after: i64,
+    limit: Option<usize>,
+    #[serde(default)]
+    wait: u64,
+}
+
+pub async fn get_changes(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    query: Result<Query<ChangesQuery>, QueryRejection>,
+) -> ApiResult {
+    authorize(&api, &headers)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    if query.wait > MAX_WAIT_SECONDS {
+        return Err(ApiError::bad_request(format!(
+            "wait must be at most {MAX_WAIT_SECONDS} seconds"
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(query.wait);
+    loop {
+        let seen = api.control.commits();
+        let reader = Arc::clone(&api);
+        let after = query.after;
+        let page = blocking(move || {
+            let read = reader.stores.with(|store| Ok(store.feed(after, limit)?));
+            read.map_err(|e| ApiError::unavailable(&e))
+        })
+        .await?;
+        if !page.is_empty() || Instant::now() >= deadline {
+            let next = page.last().map_or(query.after, |entry| entry.cursor);
+            return json(StatusCode::OK, serde_json::json!({"changes": page, "next": next}));
+        }
+        while api.control.commits() == seen && Instant::now() < deadline {
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+}
