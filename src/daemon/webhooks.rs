@@ -36,9 +36,15 @@ pub fn start(config: &Config, control: &Arc<Control>, metrics: &Arc<Metrics>) {
             Ok(key) => key,
             Err(why) => {
                 let why = if secret.is_empty() {
-                    format!("{} is not set: nothing is sent to this webhook (set it, restart inboxd)", hook.secret_env)
+                    format!(
+                        "{} is not set: nothing is sent to this webhook (set it, restart inboxd)",
+                        hook.secret_env
+                    )
                 } else {
-                    format!("{}: {why}: nothing is sent to this webhook", hook.secret_env)
+                    format!(
+                        "{}: {why}: nothing is sent to this webhook",
+                        hook.secret_env
+                    )
                 };
                 tracing::error!(webhook = %hook.name, "{why}");
                 note_error(config, &hook.name, why);
@@ -53,7 +59,9 @@ pub fn start(config: &Config, control: &Arc<Control>, metrics: &Arc<Metrics>) {
             metrics: Arc::clone(metrics),
         };
         let name = format!("webhook {}", hook.name);
-        let spawned = std::thread::Builder::new().name(name).spawn(move || sender.run());
+        let spawned = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || sender.run());
         if let Err(e) = spawned {
             tracing::error!(webhook = %hook.name, "cannot start its delivery thread: {e}");
         }
@@ -71,7 +79,10 @@ struct Sender {
 /// What became of one attempt.
 enum Attempt {
     Delivered,
-    Failed { error: String, retry_after: Option<Duration> },
+    Failed {
+        error: String,
+        retry_after: Option<Duration>,
+    },
 }
 
 impl Sender {
@@ -254,7 +265,9 @@ impl Sender {
 /// 1 s doubling to 10 min, each within ±25 % (so that many webhooks
 /// failing together do not retry together).
 fn backoff(attempts: u32) -> Duration {
-    let base = FIRST_RETRY.saturating_mul(1 << attempts.saturating_sub(1).min(20)).min(LAST_RETRY);
+    let base = FIRST_RETRY
+        .saturating_mul(1 << attempts.saturating_sub(1).min(20))
+        .min(LAST_RETRY);
     base.mul_f64(0.75 + fastrand::f64() * 0.5)
 }
 
@@ -342,7 +355,10 @@ mod tests {
     fn backoff_doubles_to_ten_minutes_with_jitter() {
         for (attempts, base) in [(1, 1.0), (2, 2.0), (5, 16.0), (11, 600.0), (40, 600.0)] {
             let wait = backoff(attempts).as_secs_f64();
-            assert!(wait >= base * 0.75 && wait <= base * 1.25, "{attempts}: {wait}");
+            assert!(
+                wait >= base * 0.75 && wait <= base * 1.25,
+                "{attempts}: {wait}"
+            );
         }
     }
 

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use crate::domain::diagnostic::Diagnostic;
 pub use crate::domain::http_config::HttpConfig;
 use crate::domain::http_config::RawHttp;
-pub use crate::domain::webhook_config::WebhookConfig;
-use crate::domain::webhook_config::RawWebhook;
 use crate::domain::state::{Stage, Stages};
+use crate::domain::webhook_config::RawWebhook;
+pub use crate::domain::webhook_config::WebhookConfig;
 
 /// The deepest cascade a config may allow: deeper, a cycle of rules would
 /// take too long to be stopped.

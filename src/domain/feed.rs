@@ -73,7 +73,10 @@ impl Message {
 pub fn messages(entry: &FeedEntry, webhook: &str, changes: bool) -> Vec<Message> {
     let mut out = Vec::new();
     if changes && entry.outcome == Outcome::Applied && !entry.changes.is_empty() {
-        out.push(("inboxd.changes", serde_json::to_value(entry).unwrap_or_default()));
+        out.push((
+            "inboxd.changes",
+            serde_json::to_value(entry).unwrap_or_default(),
+        ));
     }
     for n in entry.notifications.iter().filter(|n| n.webhook == webhook) {
         let mut data = serde_json::to_value(n).unwrap_or_default();
@@ -103,7 +106,12 @@ pub fn feed_changes(changes: &[Change]) -> Vec<FeedChange> {
     while i < changes.len() {
         let change = &changes[i];
         if change.field != "created" {
-            out.push(feed_change(change, change.field.clone(), change.before.clone(), change.after.clone()));
+            out.push(feed_change(
+                change,
+                change.field.clone(),
+                change.before.clone(),
+                change.after.clone(),
+            ));
             i += 1;
             continue;
         }
@@ -129,9 +137,17 @@ pub fn feed_changes(changes: &[Change]) -> Vec<FeedChange> {
             out.push(feed_change(change, field, Value::Null, value));
         }
         // Fields no blank record has (ticket properties).
-        let blanks: Vec<String> = blank_fields(change.entity).into_iter().map(|(f, _)| f).collect();
+        let blanks: Vec<String> = blank_fields(change.entity)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
         for extra in given.iter().filter(|c| !blanks.contains(&c.field)) {
-            out.push(feed_change(extra, extra.field.clone(), Value::Null, extra.after.clone()));
+            out.push(feed_change(
+                extra,
+                extra.field.clone(),
+                Value::Null,
+                extra.after.clone(),
+            ));
         }
         i = given_end;
     }
@@ -196,9 +212,27 @@ mod tests {
         let changes = [
             change(Entity::Ticket, "T", "created", Value::Null, json!(true)),
             change(Entity::Ticket, "T", "status", Value::Null, json!("new")),
-            change(Entity::Ticket, "T", "properties.tier", Value::Null, json!("gold")),
-            change(Entity::Conversation, "c1", "ticket", Value::Null, json!("T")),
-            change(Entity::BlockedContact, "a@b", "blocked", json!(false), json!(true)),
+            change(
+                Entity::Ticket,
+                "T",
+                "properties.tier",
+                Value::Null,
+                json!("gold"),
+            ),
+            change(
+                Entity::Conversation,
+                "c1",
+                "ticket",
+                Value::Null,
+                json!("T"),
+            ),
+            change(
+                Entity::BlockedContact,
+                "a@b",
+                "blocked",
+                json!(false),
+                json!(true),
+            ),
         ];
         let feed = feed_changes(&changes);
         let feed: Vec<(&str, &str, Value)> = feed

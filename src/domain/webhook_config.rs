@@ -44,7 +44,8 @@ pub(super) fn check(raw: Vec<RawWebhook>) -> Result<Vec<WebhookConfig>, String> 
         if webhooks.iter().any(|w| &w.name == name) {
             return Err(format!("[[webhook]] name {name:?} is used twice"));
         }
-        check_url(&hook.url).map_err(|why| format!("[[webhook]] {name}: url {:?}: {why}", hook.url))?;
+        check_url(&hook.url)
+            .map_err(|why| format!("[[webhook]] {name}: url {:?}: {why}", hook.url))?;
         let valid_env = !hook.secret_env.is_empty()
             && (hook.secret_env.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !valid_env {
@@ -54,7 +55,9 @@ pub(super) fn check(raw: Vec<RawWebhook>) -> Result<Vec<WebhookConfig>, String> 
             ));
         }
         if hook.max_attempts == Some(0) {
-            return Err(format!("[[webhook]] {name}: max_attempts must be at least 1"));
+            return Err(format!(
+                "[[webhook]] {name}: max_attempts must be at least 1"
+            ));
         }
         webhooks.push(WebhookConfig {
             name: hook.name,
@@ -98,7 +101,12 @@ mod tests {
     fn only_http_urls_and_unique_names_pass() {
         assert!(check(vec![raw("crm", "https://crm.example.com/hooks")]).is_ok());
         assert!(check(vec![raw("crm", "http://127.0.0.1:9000/")]).is_ok());
-        for bad in ["file:///etc/passwd", "ftp://x.example.com/", "crm.example.com/hooks", "https://"] {
+        for bad in [
+            "file:///etc/passwd",
+            "ftp://x.example.com/",
+            "crm.example.com/hooks",
+            "https://",
+        ] {
             let err = check(vec![raw("crm", bad)]).unwrap_err();
             assert!(err.contains("crm: url"), "{bad}: {err}");
         }

@@ -139,9 +139,14 @@ impl EventWork {
         let why = if !self.webhooks.contains(webhook) {
             Some(format!("no webhook named {webhook:?} in the config"))
         } else if self.notifications.len() >= MAX_NOTIFICATIONS {
-            Some(format!("more than {MAX_NOTIFICATIONS} notifications for one event"))
+            Some(format!(
+                "more than {MAX_NOTIFICATIONS} notifications for one event"
+            ))
         } else if json_size(&payload) > MAX_PAYLOAD_BYTES {
-            Some(format!("the payload is larger than {} KiB", MAX_PAYLOAD_BYTES / 1024))
+            Some(format!(
+                "the payload is larger than {} KiB",
+                MAX_PAYLOAD_BYTES / 1024
+            ))
         } else {
             None
         };

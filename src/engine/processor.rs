@@ -432,7 +432,9 @@ fn script_event(original: &Event, pending: &Pending) -> Dynamic {
 }
 
 fn webhook_names(rules: &RuleSet) -> std::collections::BTreeSet<String> {
-    (rules.config.webhooks.iter()).map(|w| w.name.clone()).collect()
+    (rules.config.webhooks.iter())
+        .map(|w| w.name.clone())
+        .collect()
 }
 
 /// The error for a transaction that SQLite rolled back while an event was

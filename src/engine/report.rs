@@ -83,7 +83,7 @@ impl Report {
                     Some(id) => format!("changed -> {id}"),
                     None if action.changed => "changed".to_string(),
                     None if action.call.starts_with("notify(") => "sent if applied".to_string(),
-                None => "no-op".to_string(),
+                    None => "no-op".to_string(),
                 };
                 let _ = writeln!(out, "    {} [{effect}]", action.call);
             }

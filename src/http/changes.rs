@@ -60,7 +60,10 @@ pub async fn get_changes(
         .await?;
         if !page.is_empty() || Instant::now() >= deadline {
             let next = page.last().map_or(query.after, |entry| entry.cursor);
-            return json(StatusCode::OK, serde_json::json!({"changes": page, "next": next}));
+            return json(
+                StatusCode::OK,
+                serde_json::json!({"changes": page, "next": next}),
+            );
         }
         while api.control.commits() == seen && Instant::now() < deadline {
             tokio::time::sleep(WAIT_POLL).await;

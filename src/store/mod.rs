@@ -17,6 +17,7 @@ pub use roles::{
     Batch, DoneEvents, EngineStore, Persist, Snapshot, StateRead, StateWrites, Transactions,
 };
 pub use sqlite::{
-    beside, create_directory_of, deliveries_path, queue_path, AuditRow, Checkpointer, DaemonStatus, Deliveries, Delivery, LoggedEvent,
-    OutcomeRow, Queue, QueuePosition, Queued, Recorded, RecordedConfig, Store,
+    beside, create_directory_of, deliveries_path, queue_path, AuditRow, Checkpointer, DaemonStatus,
+    Deliveries, Delivery, LoggedEvent, OutcomeRow, Queue, QueuePosition, Queued, Recorded,
+    RecordedConfig, Store,
 };

@@ -243,7 +243,9 @@ fn check(test: &RuleTest, reports: &[Report], export: &Export) -> Result<(), Str
         let sent: Vec<Value> = reports
             .iter()
             .flat_map(|r| &r.notifications)
-            .map(|n| serde_json::json!({"webhook": n.webhook, "payload": n.payload, "rule": n.rule}))
+            .map(
+                |n| serde_json::json!({"webhook": n.webhook, "payload": n.payload, "rule": n.rule}),
+            )
             .collect();
         let matches = want.len() == sent.len()
             && want.iter().zip(&sent).all(|(want, sent)| {

@@ -89,6 +89,16 @@ impl Inbox {
         serde_json::from_slice(&out.get_output().stdout).unwrap()
     }
 
+    /// The whole change feed (`inboxd changes`).
+    pub fn changes(&self) -> Vec<Value> {
+        let out = self.cmd().arg("changes").assert().success();
+        String::from_utf8(out.get_output().stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     pub fn conversation(&self, id: &str) -> Value {
         find(&self.export()["conversations"], id)
     }

@@ -345,7 +345,15 @@ fn check(events: &[Value], auto_ticket: bool) {
     for e in events {
         model.apply(e);
     }
-    assert_eq!(inbox.export(), model.export(), "events: {}", lines(events));
+    let export = inbox.export();
+    assert_eq!(export, model.export(), "events: {}", lines(events));
+    // The change feed, folded over an empty state, is the export.
+    assert_eq!(
+        crate::feed::fold(&inbox.changes()),
+        export,
+        "the folded feed, events: {}",
+        lines(events)
+    );
 }
 
 proptest! {

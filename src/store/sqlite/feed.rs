@@ -18,7 +18,13 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for n in sent {
-            insert.execute(params![processed, n.webhook, n.payload.to_string(), n.rule, n.event])?;
+            insert.execute(params![
+                processed,
+                n.webhook,
+                n.payload.to_string(),
+                n.rule,
+                n.event
+            ])?;
         }
         Ok(())
     }
@@ -45,7 +51,11 @@ impl Store {
                     notifications: Vec::new(),
                 };
                 let body: String = r.get(7)?;
-                Ok((entry, r.get::<_, String>(6).map(|at| event_at(&body).unwrap_or(at))?))
+                Ok((
+                    entry,
+                    r.get::<_, String>(6)
+                        .map(|at| event_at(&body).unwrap_or(at))?,
+                ))
             })?
             .collect::<rusqlite::Result<_>>()?;
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
