@@ -176,6 +176,13 @@ fn the_script_examples_pass_validate() {
         } else {
             Inbox::new()
         };
+        if body.contains("notify(\"chat\"") {
+            let config = inbox.read("config/inboxd.toml");
+            inbox.write(
+                "config/inboxd.toml",
+                &format!("{config}\n[[webhook]]\nname = \"chat\"\nurl = \"https://chat.example.com/hook\"\nsecret_env = \"CHAT_SECRET\"\n"),
+            );
+        }
         inbox.write("rules/example.rhai", &body);
         inbox.write(
             "rules/zz_example.toml",
@@ -211,6 +218,11 @@ fn the_toml_and_json_examples_are_what_they_show() {
             }
             "toml" if body.contains("[store]") => {
                 inbox.write("config/inboxd.toml", &body);
+                &["validate"]
+            }
+            "toml" if body.starts_with("[[webhook]]") => {
+                let config = inbox.read("config/inboxd.toml");
+                inbox.write("config/inboxd.toml", &format!("{config}\n{body}"));
                 &["validate"]
             }
             // A table of the config alone: the config with it in place of
