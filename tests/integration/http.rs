@@ -527,3 +527,63 @@ fn no_route_falls_over_on_odd_input() {
     let processed = served.processed();
     assert!(processed.iter().all(|id| id == "fuzz"), "{processed:?}");
 }
+
+#[test]
+fn the_feed_over_http_pages_and_long_polls() {
+    let served = serve_default();
+    let events = lines(&[
+        conversation_created("e1", "c1"),
+        conversation_created("e2", "c2"),
+    ]);
+    served.post("/v1/events", Some(TOKEN), events.as_bytes());
+    served.inbox.wait_outcome("e2");
+    let first = served
+        .get("/v1/changes?after=0&limit=1", Some(TOKEN))
+        .json();
+    assert_eq!(first["changes"].as_array().unwrap().len(), 1);
+    assert_eq!(first["changes"][0]["event"], "e1");
+    let next = first["next"].as_i64().unwrap();
+    let rest = served
+        .get(&format!("/v1/changes?after={next}"), Some(TOKEN))
+        .json();
+    assert_eq!(rest["changes"][0]["event"], "e2");
+    let end = rest["next"].as_i64().unwrap();
+    assert_eq!(served.inbox.changes().len(), 2);
+
+    // Nothing newer: an empty page at once, or a wait until something is.
+    let empty = served
+        .get(&format!("/v1/changes?after={end}"), Some(TOKEN))
+        .json();
+    assert_eq!(empty, json!({"changes": [], "next": end}));
+    let base = served.base.clone();
+    let waiting = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        answer(
+            agent
+                .get(format!("{base}/v1/changes?after={end}&wait=20"))
+                .header("Authorization", format!("Bearer {TOKEN}"))
+                .call(),
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!waiting.is_finished(), "the request waits for news");
+    let later = lines(&[conversation_created("e3", "c3")]);
+    served.post("/v1/events", Some(TOKEN), later.as_bytes());
+    let news = waiting.join().unwrap().json();
+    assert_eq!(news["changes"][0]["event"], "e3");
+
+    for bad in [
+        "?limit=0",
+        "?limit=5000",
+        "?wait=999",
+        "?after=x",
+        "?color=red",
+    ] {
+        let answer = served.get(&format!("/v1/changes{bad}"), Some(TOKEN));
+        assert_eq!(answer.status, 400, "{bad}: {}", answer.body);
+    }
+    assert_eq!(served.get("/v1/changes", None).status, 401);
+}
