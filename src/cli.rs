@@ -51,6 +51,10 @@ pub enum Command {
         /// Do not watch config/ and rules/ for changes (SIGHUP still reloads).
         #[arg(long)]
         no_watch: bool,
+        /// With --drain: take this RFC 3339 time as now (timers due by
+        /// then fire; catch-up, tests) instead of the wall clock.
+        #[arg(long, requires = "drain", value_name = "TIME", value_parser = parse_now)]
+        now: Option<String>,
     },
     /// Add events (JSON Lines) to the queue, all or nothing.
     Enqueue {
@@ -173,6 +177,12 @@ pub enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// List the pending timers, by due time.
+    Timers {
+        /// Output for people (text) or for programs (json).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// List the webhooks: messages due (lag), last error, next attempt.
     Webhooks {
         /// Output for people (text) or for programs (json).
@@ -198,6 +208,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// `--now`: an RFC 3339 time.
+fn parse_now(text: &str) -> Result<String, String> {
+    crate::domain::event::parse_time(text)
+        .map(|_| text.to_string())
+        .map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -14,7 +14,16 @@ use anyhow::Context;
 use crate::daemon::{Control, Daemon, Metrics};
 use crate::domain::config::Config;
 
-pub fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    config: PathBuf,
+    drain: bool,
+    watch: bool,
+    now: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let clock = match now {
+        Some(now) => Some(crate::domain::event::parse_time(now)?),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -30,7 +39,7 @@ pub fn run(config: PathBuf, drain: bool, watch: bool) -> anyhow::Result<ExitCode
         };
         let engine_control = Arc::clone(&control);
         let engine = tokio::task::spawn_blocking(move || {
-            engine_loop(config, drain, watch, &engine_control, metrics)
+            engine_loop(config, drain, watch, &engine_control, metrics, clock)
         });
         let result = engine
             .await
@@ -88,10 +97,14 @@ fn engine_loop(
     watch: bool,
     control: &Arc<Control>,
     metrics: Arc<Metrics>,
+    now: Option<time::OffsetDateTime>,
 ) -> anyhow::Result<ExitCode> {
     if drain {
         // A batch job: a store that fails is an error to report now.
         let mut daemon = Daemon::start(config)?;
+        if let Some(now) = now {
+            daemon.use_clock(std::rc::Rc::new(crate::domain::clock::SetClock::new(now)));
+        }
         daemon.announce()?;
         let done = daemon.drain(control)?;
         tracing::info!(events = done, "queue drained");

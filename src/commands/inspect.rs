@@ -155,3 +155,17 @@ fn queue_depth(config: &Config, store: &crate::store::Store) -> anyhow::Result<u
         .context("cannot read the queue")?;
     Ok(depth + legacy)
 }
+
+pub fn timers(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    use crate::store::StateRead;
+    let config = Config::load(config_file)?;
+    let store = open_for_reading(&config)?;
+    let timers = store.all_timers().context("cannot read the timers")?;
+    emit(format, &timers, |timers| {
+        timers
+            .iter()
+            .map(|t| format!("{} {} {} {}\n", t.due, t.record.as_str(), t.id, t.name))
+            .collect()
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

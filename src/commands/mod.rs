@@ -21,7 +21,11 @@ use crate::store::Store;
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config;
     match cli.command {
-        Command::Run { drain, no_watch } => daemon::run(config, drain, !no_watch),
+        Command::Run {
+            drain,
+            no_watch,
+            now,
+        } => daemon::run(config, drain, !no_watch, now.as_deref()),
         Command::Enqueue { file, format } => queue::enqueue(&config, file.as_deref(), format),
         Command::Retry { events, all } => queue::retry(&config, &events, all),
         Command::DryRun {
@@ -59,6 +63,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             follow,
         } => feed::changes(&config, after, limit, follow),
         Command::Webhooks { format } => feed::webhooks(&config, format),
+        Command::Timers { format } => inspect::timers(&config, format),
         Command::Events { outcome, format } => {
             inspect::events(&config, outcome.map(Into::into), format)
         }

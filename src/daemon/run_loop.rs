@@ -154,6 +154,13 @@ impl Daemon {
         self.processor.rules()
     }
 
+    /// Takes its time from `clock` (`run --drain --now`): when events are
+    /// processed, which timers are due.
+    pub fn use_clock(&mut self, clock: Rc<dyn Clock>) {
+        self.processor.use_clock(Rc::clone(&clock));
+        self.clock = clock;
+    }
+
     /// Counts into `metrics` (shared with the HTTP server).
     pub fn use_metrics(&mut self, metrics: Arc<Metrics>) {
         self.metrics = metrics;
@@ -208,7 +215,7 @@ impl Daemon {
                     self.store_works(control, true);
                     backoff.succeeded(&mut self.health);
                     if done == 0 {
-                        control.idle(IDLE_POLL);
+                        control.idle(self.idle_time());
                     }
                 }
                 Err(e) => {
@@ -296,7 +303,7 @@ impl Daemon {
             .peek(self.position.as_ref(), BATCH)
             .context("cannot read the queue")?;
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-            return Ok(0);
+            return self.process_timers_alone(control);
         };
         let (first, last) = (first.seq, last.seq);
         match self.guard.verdict(first) {
@@ -321,8 +328,28 @@ impl Daemon {
                 return recorded;
             }
         }
+        self.in_transaction(control, |daemon| daemon.process_events(&batch, control))
+    }
+
+    /// With nothing queued: the timers due by now, if any.
+    fn process_timers_alone(&mut self, control: &Control) -> anyhow::Result<usize> {
+        let now = crate::domain::timer::due_text(self.clock.now());
+        let next = (self.store.next_timer_due()).context("cannot read the timers")?;
+        if next.is_none_or(|due| due > now) {
+            return Ok(0);
+        }
+        self.in_transaction(control, |daemon| daemon.process_events(&[], control))
+    }
+
+    /// Runs `work` in one transaction, rolled back unless it committed
+    /// something.
+    fn in_transaction(
+        &mut self,
+        control: &Control,
+        work: impl FnOnce(&mut Daemon) -> anyhow::Result<usize>,
+    ) -> anyhow::Result<usize> {
         self.store.begin().context("cannot start a transaction")?;
-        let result = self.process_events(&batch, control);
+        let result = work(self);
         let committed = matches!(result, Ok(n) if n > 0);
         if committed {
             control.batch_committed();
@@ -369,26 +396,32 @@ impl Daemon {
             .expect_batch(batch.iter().map(|q| q.event_id.as_str()))
             .context("cannot read the processed events")?;
         let mut last = None;
+        let mut done = 0;
         let mut tally = Tally::default();
         let started = std::time::Instant::now();
+        let now = crate::domain::timer::due_text(self.clock.now());
         for queued in batch {
-            if control.stopping() || started.elapsed() > BATCH_TIME {
+            if control.stopping() || started.elapsed() > BATCH_TIME || done >= BATCH {
                 break;
             }
-            match serde_json::from_str::<Event>(&queued.body) {
+            let parsed = serde_json::from_str::<Event>(&queued.body);
+            // One timeline: the timers due before the event happened (and
+            // before now) fire first.
+            let at = parsed.as_ref().ok().and_then(|e| e.at.as_deref());
+            let until = timeline_until(at, &now);
+            let fired = self.fire_timers(&until, BATCH - done, &mut tally)?;
+            done += fired;
+            if done >= BATCH {
+                break; // more timers are due: the event waits for the next batch
+            }
+            match parsed {
                 Ok(event) => {
                     let started = std::time::Instant::now();
                     let report = self
                         .processor
                         .process_body(&event, &queued.body, Some(queued.seq))
                         .with_context(|| format!("cannot process event {}", event.id))?;
-                    self.metrics
-                        .event_duration
-                        .observe(started.elapsed().as_secs_f64());
-                    for firing in &report.rules_fired {
-                        self.metrics.rule_ran(&firing.rule);
-                    }
-                    log_outcome(&report.event, report.outcome, report.reason.as_deref());
+                    self.observe(&report, started);
                     tally.count(report.outcome);
                 }
                 Err(e) => {
@@ -398,21 +431,72 @@ impl Daemon {
                     tally.count(Outcome::Failed);
                 }
             }
+            done += 1;
             last = Some(queued.seq);
         }
-        let Some(last) = last else {
+        if batch.is_empty() {
+            // Nothing queued: the timers due by now.
+            done += self.fire_timers(&now, BATCH, &mut tally)?;
+        }
+        if done == 0 {
             return Ok(0);
-        };
+        }
         // Recorded in the same transaction as their effects.
-        let position = self.queue.position_at(last);
-        self.store
-            .set_queue_position(&position)
-            .context("cannot record how far the queue is processed")?;
+        let position = last.map(|last| self.queue.position_at(last));
+        if let Some(position) = &position {
+            self.store
+                .set_queue_position(position)
+                .context("cannot record how far the queue is processed")?;
+        }
         self.store.commit().context("cannot commit")?;
-        self.processed_through(position);
+        if let Some(position) = position {
+            self.processed_through(position);
+        }
         tally.log();
         tally.count_into(&self.metrics);
-        Ok(batch.iter().take_while(|q| q.seq <= last).count())
+        Ok(done)
+    }
+
+    /// Fires the timers due at or before `until`, at most `limit`; how many.
+    fn fire_timers(
+        &mut self,
+        until: &str,
+        limit: usize,
+        tally: &mut Tally,
+    ) -> anyhow::Result<usize> {
+        let started = std::time::Instant::now();
+        let reports = self
+            .processor
+            .fire_due_timers(until, limit)
+            .context("cannot fire the timers due")?;
+        for report in &reports {
+            self.observe(report, started);
+            tally.count(report.outcome);
+        }
+        Ok(reports.len())
+    }
+
+    /// An event's metrics and log line.
+    fn observe(&self, report: &crate::engine::report::Report, started: std::time::Instant) {
+        self.metrics
+            .event_duration
+            .observe(started.elapsed().as_secs_f64());
+        for firing in &report.rules_fired {
+            self.metrics.rule_ran(&firing.rule);
+        }
+        log_outcome(&report.event, report.outcome, report.reason.as_deref());
+    }
+
+    /// How long the idle daemon may sleep: until the next timer is due, at
+    /// most `IDLE_POLL`.
+    fn idle_time(&self) -> Duration {
+        let next = self.store.next_timer_due().ok().flatten();
+        let wait = next
+            .and_then(|due| crate::domain::event::parse_time(&due).ok())
+            .map(|due| (due - self.clock.now()).unsigned_abs())
+            .unwrap_or(IDLE_POLL);
+        // Due times are whole seconds: wake just after.
+        wait.min(IDLE_POLL) + Duration::from_millis(1)
     }
 
     /// After a commit: the new position, and the processed entries taken
@@ -453,6 +537,17 @@ fn open_store(config: &Config) -> anyhow::Result<Opened> {
         queue,
         position,
     })
+}
+
+/// Timers fire before an event if due at or before min(its `at`, now).
+fn timeline_until(at: Option<&str>, now: &str) -> String {
+    let at = at
+        .and_then(|at| crate::domain::event::parse_time(at).ok())
+        .map(crate::domain::timer::due_text);
+    match at {
+        Some(at) if at.as_str() < now => at,
+        _ => now.to_string(),
+    }
 }
 
 /// Tells `status` a daemon is up, with its live rules.

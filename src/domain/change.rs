@@ -10,6 +10,8 @@ pub enum Entity {
     Conversation,
     Ticket,
     BlockedContact,
+    /// A timer, by its path (`ticket/T/auto-close`); its one field `due`.
+    Timer,
 }
 
 impl Entity {
@@ -18,13 +20,19 @@ impl Entity {
             Entity::Conversation => "conversation",
             Entity::Ticket => "ticket",
             Entity::BlockedContact => "blocked_contact",
+            Entity::Timer => "timer",
         }
     }
 
     pub fn parse(name: &str) -> Option<Entity> {
-        [Entity::Conversation, Entity::Ticket, Entity::BlockedContact]
-            .into_iter()
-            .find(|e| e.as_str() == name)
+        [
+            Entity::Conversation,
+            Entity::Ticket,
+            Entity::BlockedContact,
+            Entity::Timer,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == name)
     }
 }
 

@@ -99,7 +99,19 @@ pub enum EventKind {
     },
     #[serde(rename = "ticket.deleted")]
     TicketDeleted { ticket: String },
+    /// A timer came due (never from a producer: from the timeline).
+    #[serde(rename = "timer.fired")]
+    TimerFired {
+        timer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
+    },
 }
+
+/// The type of the events timers fire.
+pub const TIMER_FIRED: &str = "timer.fired";
 
 /// Every event type, in the order of the spec.
 pub const EVENT_TYPES: [&str; 13] = [
@@ -146,6 +158,7 @@ impl EventKind {
             TicketStatusChanged { .. } => "ticket.status_changed",
             TicketPropertyChanged { .. } => "ticket.property_changed",
             TicketDeleted { .. } => "ticket.deleted",
+            TimerFired { .. } => TIMER_FIRED,
         }
     }
 
@@ -175,6 +188,16 @@ impl EventKind {
             TicketPropertyChanged {
                 ticket, property, ..
             } => vec![("ticket", ticket), ("property", property)],
+            TimerFired {
+                timer,
+                ticket,
+                conversation,
+            } => {
+                let mut ids = vec![("timer", timer.as_str())];
+                ids.extend(ticket.as_deref().map(|t| ("ticket", t)));
+                ids.extend(conversation.as_deref().map(|c| ("conversation", c)));
+                ids
+            }
         }
     }
 

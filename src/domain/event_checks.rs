@@ -60,6 +60,10 @@ fn check_header(object: &Map<String, Value>) -> Result<(), String> {
     match object.get("type") {
         None => Err("missing field `type`".into()),
         Some(serde_json::Value::String(t)) if EVENT_TYPES.contains(&t.as_str()) => Ok(()),
+        Some(serde_json::Value::String(t)) if t == crate::domain::event::TIMER_FIRED => Err(
+            "timer.fired events come from timers (start_ticket_timer, ...), not from producers"
+                .into(),
+        ),
         Some(serde_json::Value::String(t)) => Err(format!(
             "unknown event type {t:?}; known types: {}",
             EVENT_TYPES.join(", ")

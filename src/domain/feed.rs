@@ -160,6 +160,7 @@ fn feed_change(change: &Change, field: String, old: Value, new: Value) -> FeedCh
             Entity::Conversation => "conversation",
             Entity::Ticket => "ticket",
             Entity::BlockedContact => "contact",
+            Entity::Timer => "timer",
         },
         id: change.id.clone(),
         field,
@@ -185,7 +186,7 @@ fn blank_fields(entity: Entity) -> Vec<(String, Value)> {
             deleted: false,
         }
         .fields(),
-        Entity::BlockedContact => Vec::new(),
+        Entity::BlockedContact | Entity::Timer => Vec::new(),
     }
 }
 

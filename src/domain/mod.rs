@@ -13,4 +13,5 @@ pub mod http_config;
 pub mod outcome;
 pub mod state;
 pub mod strict_json;
+pub mod timer;
 pub mod webhook_config;

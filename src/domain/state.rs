@@ -217,6 +217,14 @@ impl Stages {
         &self.0[0].id
     }
 
+    /// The first closed stage (a pipeline always has one).
+    pub fn first_closed(&self) -> &str {
+        self.0
+            .iter()
+            .find(|s| s.closed)
+            .map_or(self.first(), |s| &s.id)
+    }
+
     pub fn contains(&self, id: &str) -> bool {
         self.0.iter().any(|s| s.id == id)
     }

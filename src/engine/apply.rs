@@ -4,6 +4,7 @@
 
 use crate::domain::event::EventKind;
 use crate::domain::state::{Conversation, ConversationStatus, Stages, Ticket};
+use crate::domain::timer::{TimerKey, TimerRecord};
 use crate::engine::working::{Cause, Working};
 
 /// Who is asking for the change.
@@ -93,7 +94,36 @@ pub fn apply(
         | ConversationMarkedSpam { conversation } => {
             let mut c = live_conversation(w, conversation)?;
             change_conversation(&mut c, kind);
-            Ok(w.put_conversation(c, cause))
+            let changed = w.put_conversation(c, cause);
+            if matches!(kind, ConversationTrashed { .. }) {
+                // A trashed conversation's timers go with it.
+                w.stop_timers_of(TimerRecord::Conversation, conversation, cause)?;
+            }
+            Ok(changed)
+        }
+        TimerFired {
+            timer,
+            ticket,
+            conversation,
+        } => {
+            let (record, id) = match (ticket, conversation) {
+                (Some(ticket), None) => (TimerRecord::Ticket, ticket),
+                (None, Some(conversation)) => (TimerRecord::Conversation, conversation),
+                _ => {
+                    return reject(
+                        "a timer.fired event names one ticket or one conversation".into(),
+                    )
+                }
+            };
+            let key = TimerKey {
+                record,
+                id: id.clone(),
+                name: timer.clone(),
+            };
+            // The timer's removal is the event's change: its rules always
+            // run (even when it is fired again by `retry`, already gone).
+            w.stop_timer(&key, cause)?;
+            Ok(true)
         }
         TicketCreated {
             ticket,
@@ -159,7 +189,12 @@ pub fn apply(
         | TicketDeleted { ticket } => {
             let mut t = live_ticket(w, ticket)?;
             change_ticket(&mut t, kind, stages)?;
-            Ok(w.put_ticket(t, cause))
+            let changed = w.put_ticket(t, cause);
+            if matches!(kind, TicketDeleted { .. }) {
+                // A deleted ticket's timers go with it.
+                w.stop_timers_of(TimerRecord::Ticket, ticket, cause)?;
+            }
+            Ok(changed)
         }
     }
 }

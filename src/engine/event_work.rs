@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use crate::domain::event::EventKind;
 use crate::domain::feed::Notification;
+use crate::domain::state::ConversationStatus;
 use crate::domain::state::Stages;
+use crate::domain::timer::{TimerKey, TimerRecord};
 use crate::engine::apply::{apply, Mode, Stop};
 use crate::engine::report::ActionRecord;
 use crate::engine::working::{Cause, Working};
@@ -87,6 +89,8 @@ pub struct EventWork {
     pub failure: Option<String>,
     /// The webhooks `notify` may name (the config's).
     pub webhooks: BTreeSet<String>,
+    /// "Now" for the event's timers: its `at` (a derived event's original's).
+    pub now: time::OffsetDateTime,
     notifications: Vec<Notification>,
 }
 
@@ -106,6 +110,7 @@ impl EventWork {
             condition_of: None,
             webhooks: BTreeSet::new(),
             notifications: Vec::new(),
+            now: time::OffsetDateTime::UNIX_EPOCH,
         }
     }
 
@@ -126,6 +131,87 @@ impl EventWork {
     /// The notifications the event's rules sent, for its report.
     pub fn take_notifications(&mut self) -> Vec<Notification> {
         std::mem::take(&mut self.notifications)
+    }
+
+    /// A rule's `start_*_timer(id, name, after)`: the timer comes due
+    /// `after` from the event's time (or at the time `after` says).
+    pub fn start_timer(
+        &mut self,
+        key: TimerKey,
+        after: &str,
+        call: String,
+    ) -> Result<bool, String> {
+        let due = crate::domain::timer::due_after(self.now, after);
+        self.timer_action(key, call, |working, key, cause| {
+            let due = due?;
+            working
+                .start_timer(key, due, cause)
+                .map_err(|e| format!("store error: {e}"))
+        })
+    }
+
+    /// A rule's `stop_*_timer(id, name)`.
+    pub fn stop_timer(&mut self, key: TimerKey, call: String) -> Result<bool, String> {
+        self.timer_action(key, call, |working, key, cause| {
+            working
+                .stop_timer(key, cause)
+                .map_err(|e| format!("store error: {e}"))
+        })
+    }
+
+    /// Checks a timer action (a rule runs it, the name is valid, the
+    /// record is live), runs it and records it.
+    fn timer_action(
+        &mut self,
+        key: TimerKey,
+        call: String,
+        change: impl FnOnce(&mut Working, &TimerKey, &Cause) -> Result<bool, String>,
+    ) -> Result<bool, String> {
+        let Some(firing) = &self.firing else {
+            return Err(format!("{call}: only a rule can start or stop a timer"));
+        };
+        let rule = firing.rule.clone();
+        let cause = Cause {
+            event: firing.event.clone(),
+            rule: Some(rule.clone()),
+            chain: format!("{} → {rule}", firing.chain_text),
+        };
+        let live = match key.record {
+            TimerRecord::Ticket => match self.working.ticket(&key.id) {
+                Ok(Some(t)) if !t.deleted => Ok(()),
+                Ok(Some(_)) => Err(format!("ticket {} is deleted", key.id)),
+                Ok(None) => Err(format!("unknown ticket {}", key.id)),
+                Err(e) => Err(format!("store error: {e}")),
+            },
+            TimerRecord::Conversation => match self.working.conversation(&key.id) {
+                Ok(Some(c)) if c.status != ConversationStatus::Trashed => Ok(()),
+                Ok(Some(_)) => Err(format!("conversation {} is in the trash", key.id)),
+                Ok(None) => Err(format!("unknown conversation {}", key.id)),
+                Err(e) => Err(format!("store error: {e}")),
+            },
+        };
+        let result = crate::domain::timer::check_name(&key.name)
+            .and(live)
+            .and_then(|()| change(&mut self.working, &key, &cause));
+        match result {
+            Ok(changed) => {
+                self.actions.push(ActionRecord {
+                    call,
+                    changed,
+                    derived_event: None,
+                });
+                Ok(changed)
+            }
+            Err(why) => {
+                let reason = format!("rule {rule}: {call}: {why}");
+                if why.starts_with("store error") {
+                    self.failure.get_or_insert(reason.clone());
+                } else {
+                    self.rejection.get_or_insert(reason.clone());
+                }
+                Err(reason)
+            }
+        }
     }
 
     /// A rule's `notify(webhook, payload)`: recorded with the event, sent

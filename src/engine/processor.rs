@@ -99,6 +99,11 @@ impl Processor {
         }
     }
 
+    /// Takes "now" from `clock` from here on.
+    pub fn use_clock(&mut self, clock: Rc<dyn Clock>) {
+        self.clock = clock;
+    }
+
     pub fn rules(&self) -> &RuleSet {
         &self.rules
     }
@@ -134,6 +139,37 @@ impl Processor {
     ) -> crate::store::Result<Report> {
         let report = self.evaluate(event);
         self.persist(event, body, queue_seq, report)
+    }
+
+    /// Fires, in the timeline's order, the timers due at or before `until`,
+    /// each as a `timer.fired` event processed like any other, at most
+    /// `limit` of them; their reports. Whatever an event's outcome, its
+    /// timer's due time is spent: a timer never fires twice for it.
+    pub fn fire_due_timers(
+        &mut self,
+        until: &str,
+        limit: usize,
+    ) -> crate::store::Result<Vec<Report>> {
+        let mut reports = Vec::new();
+        while reports.len() < limit {
+            let Some(timer) = self.store.due_timers(until, 1)?.pop() else {
+                break;
+            };
+            let event = timer_event(&timer);
+            let report = self.process(&event, None)?;
+            let key = timer.key();
+            if self.store.timer(&key)? == Some(timer.due.clone()) {
+                let spent = crate::store::StateWrites {
+                    timers_removed: vec![&key],
+                    ..Default::default()
+                };
+                if let Err(e) = self.store.write_state(&spent)? {
+                    return Err(e);
+                }
+            }
+            reports.push(report);
+        }
+        Ok(reports)
     }
 
     /// Writes what `evaluate` worked out: the state rows of an applied
@@ -262,7 +298,14 @@ impl Processor {
                 return report;
             }
         }
-        self.work.borrow_mut().reset(&event.id);
+        {
+            let mut work = self.work.borrow_mut();
+            work.reset(&event.id);
+            // "Now" for timers: the event's time, else the clock's.
+            work.now = (event.at.as_deref())
+                .and_then(|at| crate::domain::event::parse_time(at).ok())
+                .unwrap_or_else(|| self.clock.now());
+        }
         self.deadlines
             .start_event(self.rules.config.event_time_limit);
         self.script_log.start_event(&event.id);
@@ -429,6 +472,25 @@ fn script_event(original: &Event, pending: &Pending) -> Dynamic {
     let previous = rhai::serde::to_dynamic(&pending.previous).unwrap_or(Dynamic::UNIT);
     map.insert("previous".into(), previous);
     Dynamic::from_map(map).into_read_only().into_shared()
+}
+
+/// The event a due timer fires as.
+pub fn timer_event(timer: &crate::domain::timer::Timer) -> Event {
+    use crate::domain::timer::TimerRecord;
+    let (ticket, conversation) = match timer.record {
+        TimerRecord::Ticket => (Some(timer.id.clone()), None),
+        TimerRecord::Conversation => (None, Some(timer.id.clone())),
+    };
+    Event {
+        id: timer.event_id(),
+        at: Some(timer.due.clone()),
+        actor: None,
+        kind: crate::domain::event::EventKind::TimerFired {
+            timer: timer.name.clone(),
+            ticket,
+            conversation,
+        },
+    }
 }
 
 fn webhook_names(rules: &RuleSet) -> std::collections::BTreeSet<String> {

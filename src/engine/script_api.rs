@@ -9,6 +9,7 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use crate::domain::event::EventKind;
+use crate::domain::timer::{TimerKey, TimerRecord};
 use crate::engine::event_work::EventWork;
 use crate::scripting::script_log::ScriptLog;
 
@@ -20,6 +21,7 @@ pub fn register(engine: &mut Engine, work: &Rc<RefCell<EventWork>>, log: &Rc<Scr
     register_reads(engine, work);
     register_conversation_actions(engine, work);
     register_ticket_actions(engine, work);
+    register_timers(engine, work);
 
     let u = Rc::clone(work);
     engine.register_fn("notify", move |webhook: &str, payload: Map| -> Result<()> {
@@ -68,6 +70,52 @@ fn register_reads(engine: &mut Engine, work: &Rc<RefCell<EventWork>>) {
     });
     let u = Rc::clone(work);
     engine.register_fn("first_stage", move || u.borrow().stages.first().to_string());
+    let u = Rc::clone(work);
+    engine.register_fn("first_closed_stage", move || {
+        u.borrow().stages.first_closed().to_string()
+    });
+}
+
+/// `start_ticket_timer`, `stop_ticket_timer` and their conversation twins.
+fn register_timers(engine: &mut Engine, work: &Rc<RefCell<EventWork>>) {
+    for (record, start, stop) in [
+        (
+            TimerRecord::Ticket,
+            "start_ticket_timer",
+            "stop_ticket_timer",
+        ),
+        (
+            TimerRecord::Conversation,
+            "start_conversation_timer",
+            "stop_conversation_timer",
+        ),
+    ] {
+        let u = Rc::clone(work);
+        engine.register_fn(
+            start,
+            move |id: &str, name: &str, after: &str| -> Result<bool> {
+                let call = format!("{start}({id:?}, {name:?}, {after:?})");
+                u.borrow_mut()
+                    .start_timer(timer_key(record, id, name), after, call)
+                    .map_err(|reason| reason.into())
+            },
+        );
+        let u = Rc::clone(work);
+        engine.register_fn(stop, move |id: &str, name: &str| -> Result<bool> {
+            let call = format!("{stop}({id:?}, {name:?})");
+            u.borrow_mut()
+                .stop_timer(timer_key(record, id, name), call)
+                .map_err(|reason| reason.into())
+        });
+    }
+}
+
+fn timer_key(record: TimerRecord, id: &str, name: &str) -> TimerKey {
+    TimerKey {
+        record,
+        id: id.to_string(),
+        name: name.to_string(),
+    }
 }
 
 /// Registers `name(id)`: an action on one conversation.

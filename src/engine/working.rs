@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::domain::change::{Audited, Change, Entity};
 use crate::domain::state::{Conversation, Ticket};
+use crate::domain::timer::{Timer, TimerKey, TimerRecord};
 use crate::engine::state_cache::{Bounded, StateCache};
 use crate::store::{EngineStore, StateWrites};
 
@@ -32,6 +33,10 @@ pub struct Working {
     dirty_tickets: BTreeSet<String>,
     new_associations: Vec<(String, String)>,
     new_blocks: Vec<String>,
+    /// Timers read or changed by this event (`None`: not pending); not
+    /// kept between events, so that the timeline may remove them itself.
+    timers: HashMap<TimerKey, Option<String>>,
+    dirty_timers: BTreeSet<TimerKey>,
     changes: Vec<Change>,
 }
 
@@ -47,6 +52,8 @@ impl Working {
             dirty_tickets: BTreeSet::new(),
             new_associations: Vec::new(),
             new_blocks: Vec::new(),
+            timers: HashMap::new(),
+            dirty_timers: BTreeSet::new(),
             changes: Vec::new(),
         }
     }
@@ -155,6 +162,80 @@ impl Working {
         Ok(true)
     }
 
+    /// When a timer is due, if it is pending.
+    pub fn timer(&mut self, key: &TimerKey) -> crate::store::Result<Option<String>> {
+        if let Some(due) = self.timers.get(key) {
+            return Ok(due.clone());
+        }
+        let due = self.store.timer(key)?;
+        self.timers.insert(key.clone(), due.clone());
+        Ok(due)
+    }
+
+    /// Starts a timer (again: the new due time replaces the old); returns
+    /// whether anything changed.
+    pub fn start_timer(
+        &mut self,
+        key: &TimerKey,
+        due: String,
+        cause: &Cause,
+    ) -> crate::store::Result<bool> {
+        let before = self.timer(key)?;
+        if before.as_deref() == Some(due.as_str()) {
+            return Ok(false);
+        }
+        self.push_change(
+            Entity::Timer,
+            &key.path(),
+            "due",
+            json_text(before),
+            Value::String(due.clone()),
+            cause,
+        );
+        self.timers.insert(key.clone(), Some(due));
+        self.dirty_timers.insert(key.clone());
+        Ok(true)
+    }
+
+    /// Stops a timer; returns whether it was pending.
+    pub fn stop_timer(&mut self, key: &TimerKey, cause: &Cause) -> crate::store::Result<bool> {
+        let Some(before) = self.timer(key)? else {
+            return Ok(false);
+        };
+        self.push_change(
+            Entity::Timer,
+            &key.path(),
+            "due",
+            Value::String(before),
+            Value::Null,
+            cause,
+        );
+        self.timers.insert(key.clone(), None);
+        self.dirty_timers.insert(key.clone());
+        Ok(true)
+    }
+
+    /// Stops every timer of a record (deleted, trashed).
+    pub fn stop_timers_of(
+        &mut self,
+        record: TimerRecord,
+        id: &str,
+        cause: &Cause,
+    ) -> crate::store::Result<()> {
+        let mut keys: BTreeSet<TimerKey> = (self.store.timers_of(record, id)?.iter())
+            .map(Timer::key)
+            .collect();
+        keys.extend(
+            (self.timers.keys())
+                .filter(|k| k.record == record && k.id == id)
+                .cloned(),
+        );
+        for key in keys {
+            self.stop_timer(&key, cause)?;
+        }
+        Ok(())
+    }
+
     pub fn changes(&self) -> &[Change] {
         &self.changes
     }
@@ -171,11 +252,25 @@ impl Working {
         let tickets = (self.dirty_tickets.iter())
             .filter_map(|id| self.tickets.get(id)?.as_ref())
             .collect();
+        let (mut timers_set, mut timers_removed) = (Vec::new(), Vec::new());
+        for key in &self.dirty_timers {
+            match self.timers.get(key) {
+                Some(Some(due)) => timers_set.push(Timer {
+                    record: key.record,
+                    id: key.id.clone(),
+                    name: key.name.clone(),
+                    due: due.clone(),
+                }),
+                _ => timers_removed.push(key),
+            }
+        }
         StateWrites {
             conversations,
             tickets,
             associations: &self.new_associations,
             blocks: &self.new_blocks,
+            timers_set,
+            timers_removed,
         }
     }
 
@@ -251,6 +346,10 @@ fn look_up<T: Clone>(
     };
     working.insert(id.to_string(), found.clone());
     Ok(found)
+}
+
+fn json_text(text: Option<String>) -> Value {
+    text.map_or(Value::Null, Value::String)
 }
 
 /// Whether a field of a new record is blank, so not worth listing.

@@ -55,6 +55,11 @@ pub const MANUAL: &[Entry] = &[
         doc: "the stage new tickets start in",
     },
     Entry {
+        call: "first_closed_stage()",
+        kind: Kind::Read,
+        doc: "the first closed stage of the pipeline",
+    },
+    Entry {
         call: "close_conversation(id)",
         kind: Kind::Action,
         doc: "`conversation.closed`",
@@ -123,6 +128,26 @@ pub const MANUAL: &[Entry] = &[
         call: "reject(reason)",
         kind: Kind::Other,
         doc: "refuses the whole event with that reason (even if the script catches the error)",
+    },
+    Entry {
+        call: "start_ticket_timer(ticket, name, after)",
+        kind: Kind::Other,
+        doc: "(re)starts timer `name` on the ticket, due `after` from the event's `at` (`\"30s\"`, `\"90m\"`, `\"36h\"`, `\"7d\"`, or an RFC 3339 time); when due it fires `timer.fired`; `true` if it changed",
+    },
+    Entry {
+        call: "start_conversation_timer(conversation, name, after)",
+        kind: Kind::Other,
+        doc: "the same on a conversation",
+    },
+    Entry {
+        call: "stop_ticket_timer(ticket, name)",
+        kind: Kind::Other,
+        doc: "removes the ticket's timer `name`; `false` if there was none",
+    },
+    Entry {
+        call: "stop_conversation_timer(conversation, name)",
+        kind: Kind::Other,
+        doc: "the same on a conversation",
     },
     Entry {
         call: "notify(webhook, payload)",

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::domain::diagnostic::{line_column, Diagnostic};
-use crate::domain::event::EVENT_TYPES;
+use crate::domain::event::{EVENT_TYPES, TIMER_FIRED};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,13 +98,13 @@ pub fn parse(file: &Path, text: &str) -> (Vec<RuleDecl>, Vec<Diagnostic>) {
             ));
         }
         for t in &on {
-            if !EVENT_TYPES.contains(&t.as_str()) {
+            if !EVENT_TYPES.contains(&t.as_str()) && t != TIMER_FIRED {
                 problems.push(Diagnostic::at(
                     file,
                     on_line,
                     on_col,
                     format!(
-                        "rule {name:?}: unknown event type {t:?}; known types: {}",
+                        "rule {name:?}: unknown event type {t:?}; known types: {}, {TIMER_FIRED}",
                         EVENT_TYPES.join(", ")
                     ),
                 ));

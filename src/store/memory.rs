@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::rc::Rc;
 
 use crate::domain::state::{Conversation, Ticket};
+use crate::domain::timer::{Timer, TimerKey, TimerRecord};
 use crate::store::{
     DoneEvents, OutcomeRow, Persist, Recorded, RecordedConfig, Result, Snapshot, StateRead,
     StateWrites, Transactions,
@@ -23,6 +24,8 @@ struct Data {
     done: HashSet<String>,
     outcomes: Vec<OutcomeRow>,
     rulesets: BTreeMap<String, RecordedConfig>,
+    /// Timers by key; `None`: removed here (over a snapshot that has it).
+    timers: BTreeMap<TimerKey, Option<String>>,
 }
 
 #[derive(Default)]
@@ -74,7 +77,41 @@ impl MemoryStore {
         }
         let mut data = self.data.borrow_mut();
         data.blocked.extend(writes.blocks.iter().cloned());
+        for timer in &writes.timers_set {
+            data.timers.insert(timer.key(), Some(timer.due.clone()));
+        }
+        for key in &writes.timers_removed {
+            data.timers.insert((*key).clone(), None);
+        }
         Ok(())
+    }
+
+    /// The snapshot's timers with this store's own over them, in firing order.
+    fn merged_timers(
+        &self,
+        base: Vec<Timer>,
+        keep: impl Fn(&TimerKey, &str) -> bool,
+    ) -> Vec<Timer> {
+        let mut all: BTreeMap<TimerKey, String> =
+            base.into_iter().map(|t| (t.key(), t.due)).collect();
+        for (key, due) in &self.data.borrow().timers {
+            match due {
+                Some(due) => all.insert(key.clone(), due.clone()),
+                None => all.remove(key),
+            };
+        }
+        let mut timers: Vec<Timer> = all
+            .into_iter()
+            .filter(|(key, due)| keep(key, due))
+            .map(|(key, due)| Timer {
+                record: key.record,
+                id: key.id,
+                name: key.name,
+                due,
+            })
+            .collect();
+        timers.sort_by(|a, b| (&a.due, a.key()).cmp(&(&b.due, b.key())));
+        timers
     }
 
     /// Both sides of an association, as the SQLite store derives them from
@@ -139,6 +176,41 @@ impl StateRead for MemoryStore {
             .as_ref()
             .map_or(Ok(Vec::new()), |b| b.all_tickets())?;
         Ok(merged(base, &self.data.borrow().tickets, |t| &t.id))
+    }
+
+    fn timer(&self, key: &TimerKey) -> Result<Option<String>> {
+        if let Some(due) = self.data.borrow().timers.get(key) {
+            return Ok(due.clone());
+        }
+        self.base.as_ref().map_or(Ok(None), |b| b.timer(key))
+    }
+
+    fn timers_of(&self, record: TimerRecord, id: &str) -> Result<Vec<Timer>> {
+        let base = self
+            .base
+            .as_ref()
+            .map_or(Ok(Vec::new()), |b| b.timers_of(record, id))?;
+        Ok(self.merged_timers(base, |key, _| key.record == record && key.id == id))
+    }
+
+    fn due_timers(&self, until: &str, limit: usize) -> Result<Vec<Timer>> {
+        // Those of the snapshot that this store removed or moved may hide
+        // later ones: ask it for all that are due.
+        let base = self
+            .base
+            .as_ref()
+            .map_or(Ok(Vec::new()), |b| b.due_timers(until, usize::MAX))?;
+        let mut due = self.merged_timers(base, |_, due| due <= until);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    fn all_timers(&self) -> Result<Vec<Timer>> {
+        let base = self
+            .base
+            .as_ref()
+            .map_or(Ok(Vec::new()), |b| b.all_timers())?;
+        Ok(self.merged_timers(base, |_, _| true))
     }
 
     fn blocked_contacts(&self) -> Result<Vec<String>> {

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 
 use crate::domain::state::{Conversation, Ticket};
+use crate::domain::timer::{Timer, TimerKey, TimerRecord};
 use crate::store::{Recorded, RecordedConfig, Result};
 
 /// The state, as committed (and written in the open transaction).
@@ -19,6 +20,15 @@ pub trait StateRead {
     fn all_tickets(&self) -> Result<Vec<Ticket>>;
     /// Every blocked contact, sorted.
     fn blocked_contacts(&self) -> Result<Vec<String>>;
+    /// When a timer is due, if it is pending.
+    fn timer(&self, key: &TimerKey) -> Result<Option<String>>;
+    /// The timers pending on one record.
+    fn timers_of(&self, record: TimerRecord, id: &str) -> Result<Vec<Timer>>;
+    /// Up to `limit` timers due at or before `until`, in firing order: due
+    /// time, record kind, record id, name.
+    fn due_timers(&self, until: &str, limit: usize) -> Result<Vec<Timer>>;
+    /// Every pending timer, in firing order.
+    fn all_timers(&self) -> Result<Vec<Timer>>;
 }
 
 /// Which events are done: applied or rejected before. Such an id is never
@@ -37,11 +47,19 @@ pub struct StateWrites<'a> {
     pub tickets: Vec<&'a Ticket>,
     pub associations: &'a [(String, String)],
     pub blocks: &'a [String],
+    /// Timers started (or started again: replaced).
+    pub timers_set: Vec<Timer>,
+    pub timers_removed: Vec<&'a TimerKey>,
 }
 
 impl StateWrites<'_> {
     pub fn rows(&self) -> usize {
-        self.conversations.len() + self.tickets.len() + self.associations.len() + self.blocks.len()
+        self.conversations.len()
+            + self.tickets.len()
+            + self.associations.len()
+            + self.blocks.len()
+            + self.timers_set.len()
+            + self.timers_removed.len()
     }
 }
 

@@ -13,6 +13,8 @@ pub struct Export {
     pub conversations: Vec<Conversation>,
     /// Sorted.
     pub blocked_contacts: Vec<String>,
+    /// Pending timers, by due time, record kind, record id, name.
+    pub timers: Vec<crate::domain::timer::Timer>,
 }
 
 impl Export {
@@ -28,6 +30,7 @@ impl Export {
             tickets: store.all_tickets()?,
             conversations: store.all_conversations()?,
             blocked_contacts: store.blocked_contacts()?,
+            timers: store.all_timers()?,
         })
     }
 }

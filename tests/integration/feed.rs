@@ -13,6 +13,7 @@ pub fn fold(feed: &[Value]) -> Value {
     let mut conversations: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut tickets: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut blocked: Vec<String> = Vec::new();
+    let mut timers: BTreeMap<String, Value> = BTreeMap::new();
     for entry in feed {
         for change in entry["changes"].as_array().unwrap() {
             let id = change["id"].as_str().unwrap().to_string();
@@ -51,6 +52,13 @@ pub fn fold(feed: &[Value]) -> Value {
                     assert_eq!((field, &new), ("blocked", &json!(true)));
                     blocked.push(id);
                 }
+                "timer" => {
+                    assert_eq!(field, "due");
+                    match new {
+                        Value::Null => timers.remove(&id),
+                        due => timers.insert(id, due),
+                    };
+                }
                 other => panic!("unknown record kind {other}"),
             }
         }
@@ -69,10 +77,24 @@ pub fn fold(feed: &[Value]) -> Value {
             })
             .collect()
     };
+    // `ticket/T/auto-close`: names hold no `/`.
+    let mut timers: Vec<Value> = timers
+        .into_iter()
+        .map(|(path, due)| {
+            let (record, rest) = path.split_once('/').unwrap();
+            let (id, name) = rest.rsplit_once('/').unwrap();
+            json!({"record": record, "id": id, "name": name, "due": due})
+        })
+        .collect();
+    let order = |t: &Value| {
+        ["due", "record", "id", "name"].map(|k| t[k].as_str().unwrap().to_string())
+    };
+    timers.sort_by_key(order);
     json!({
         "tickets": finish(tickets, true),
         "conversations": finish(conversations, false),
         "blocked_contacts": blocked,
+        "timers": timers,
     })
 }
 

@@ -284,6 +284,7 @@ impl Model {
                 "spam": c.spam,
             })).collect::<Vec<_>>(),
             "blocked_contacts": self.blocked.iter().collect::<Vec<_>>(),
+            "timers": [],
         })
     }
 }

@@ -149,6 +149,8 @@ fn row_writes(changes: &[Change]) -> Vec<RowWrite> {
             (Entity::Conversation, _) => Some(RowWrite::Conversation(change.id.clone())),
             (Entity::Ticket, _) => Some(RowWrite::Ticket(change.id.clone())),
             (Entity::BlockedContact, _) => Some(RowWrite::Block(change.id.clone())),
+            // The shipped rules start no timer unless auto_close_after is set.
+            (Entity::Timer, _) => None,
         };
         if let Some(write) = write.filter(|w| !writes.contains(w)) {
             writes.push(write);

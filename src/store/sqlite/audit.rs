@@ -59,23 +59,30 @@ impl Store {
     }
 
     /// Every change to one record, oldest first.
+    /// (With its timers, for a conversation or a ticket.)
     pub fn history(&self, entity: &str, id: &str) -> Result<Vec<AuditRow>> {
-        Ok(self.audit_rows("a.entity = ?1 AND a.entity_id = ?2", &[entity, id])?)
+        Ok(self.audit_rows(
+            &format!("(a.entity = ?1 AND a.entity_id = ?2) OR {TIMERS_OF_RECORD}"),
+            &[entity, id],
+        )?)
     }
 
     /// Every change to one ticket, and every conversation's association
     /// with it (a change of the conversation's `ticket`), oldest first.
     pub fn ticket_history(&self, id: &str) -> Result<Vec<AuditRow>> {
         let rows = self.audit_rows(
-            "(a.entity = 'ticket' AND a.entity_id = ?1)
-             OR (a.entity = 'conversation' AND EXISTS (
-                 SELECT 1 FROM json_each(a.fields) f
-                 WHERE f.value ->> 0 = 'ticket' AND f.value ->> 2 = ?1))",
-            &[id],
+            &format!(
+                "(a.entity = 'ticket' AND a.entity_id = ?2)
+                 OR (a.entity = 'conversation' AND EXISTS (
+                     SELECT 1 FROM json_each(a.fields) f
+                     WHERE f.value ->> 0 = 'ticket' AND f.value ->> 2 = ?2))
+                 OR {TIMERS_OF_RECORD}"
+            ),
+            &["ticket", id],
         )?;
         Ok(rows
             .into_iter()
-            .filter(|r| r.entity == "ticket" || r.field == "ticket")
+            .filter(|r| r.entity != "conversation" || r.field == "ticket")
             .collect())
     }
 
@@ -123,6 +130,12 @@ impl Store {
         Ok(out)
     }
 }
+
+/// The audit rows of the timers of record `?1` (its kind) `?2` (its id):
+/// their paths are `<kind>/<id>/<name>`, and names hold no `/`.
+const TIMERS_OF_RECORD: &str = "(a.entity = 'timer'
+     AND substr(a.entity_id, 1, length(?1) + length(?2) + 2) = ?1 || '/' || ?2 || '/'
+     AND instr(substr(a.entity_id, length(?1) + length(?2) + 3), '/') = 0)";
 
 /// Audit rows in the order they were written: grouped by `processed`, in
 /// increasing order (an event's rows are written with its outcome).

@@ -6,6 +6,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Result, Store};
 use crate::domain::state::{Conversation, ConversationStatus, Ticket};
+use crate::domain::timer::{Timer, TimerKey, TimerRecord};
 use crate::store::StateRead;
 
 const CONVERSATION_COLUMNS: &str = "c.id, c.status, c.owner, a.ticket, c.inbox, c.channel, \
@@ -45,6 +46,22 @@ fn ticket_from(row: &Row) -> rusqlite::Result<Ticket> {
 }
 
 impl StateRead for Store {
+    fn timer(&self, key: &TimerKey) -> Result<Option<String>> {
+        self.read_timer(key)
+    }
+
+    fn timers_of(&self, record: TimerRecord, id: &str) -> Result<Vec<Timer>> {
+        self.read_timers_of(record, id)
+    }
+
+    fn due_timers(&self, until: &str, limit: usize) -> Result<Vec<Timer>> {
+        self.read_due_timers(until, limit)
+    }
+
+    fn all_timers(&self) -> Result<Vec<Timer>> {
+        self.read_all_timers()
+    }
+
     fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
         Ok(self
             .conn

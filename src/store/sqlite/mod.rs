@@ -15,6 +15,7 @@ mod queue;
 mod rulesets;
 mod schema;
 mod status;
+mod timers;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -286,6 +287,12 @@ impl Store {
         }
         for contact in writes.blocks {
             self.block(contact)?;
+        }
+        for timer in &writes.timers_set {
+            self.put_timer(timer)?;
+        }
+        for key in &writes.timers_removed {
+            self.delete_timer(key)?;
         }
         Ok(())
     }

@@ -126,6 +126,18 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_by_processed ON notifications(processed);
 "#,
+    r#"
+-- Pending timers; `due` is "YYYY-MM-DDTHH:MM:SSZ", so text order is time
+-- order, and the index is the timeline's firing order.
+CREATE TABLE timers (
+    record TEXT NOT NULL CHECK (record IN ('conversation', 'ticket')),
+    id     TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    due    TEXT NOT NULL,
+    PRIMARY KEY (record, id, name)
+) WITHOUT ROWID;
+CREATE INDEX timers_by_due ON timers(due, record, id, name);
+"#,
 ];
 
 /// Brings the schema up to date, in one transaction.
