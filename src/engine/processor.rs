@@ -163,9 +163,7 @@ impl Processor {
                     timers_removed: vec![&key],
                     ..Default::default()
                 };
-                if let Err(e) = self.store.write_state(&spent)? {
-                    return Err(e);
-                }
+                self.store.write_state(&spent)??;
             }
             reports.push(report);
         }
