@@ -160,10 +160,11 @@ struct RawPipeline {
 }
 
 /// The settings the shipped rules read, with their defaults.
-fn default_settings() -> [(&'static str, toml::Value); 2] {
+fn default_settings() -> [(&'static str, toml::Value); 3] {
     [
         ("account_created", toml::Value::String("2023-05-01".into())),
         ("auto_ticket", toml::Value::Boolean(false)),
+        ("auto_close_after", toml::Value::String(String::new())),
     ]
 }
 
@@ -232,6 +233,16 @@ fn check_settings(settings: &toml::Table) -> Result<(), String> {
             ))
         }
         None => {}
+    }
+    match settings.get("auto_close_after") {
+        Some(toml::Value::String(after))
+            if after.is_empty() || humantime::parse_duration(after).is_ok() => {}
+        None => {}
+        Some(other) => {
+            return Err(format!(
+                "[settings] auto_close_after must be a duration like \"5d\" (or \"\": off), not {other}"
+            ))
+        }
     }
     match settings.get("auto_ticket") {
         Some(toml::Value::Boolean(_)) | None => Ok(()),

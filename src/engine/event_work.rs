@@ -142,7 +142,7 @@ impl EventWork {
         call: String,
     ) -> Result<bool, String> {
         let due = crate::domain::timer::due_after(self.now, after);
-        self.timer_action(key, call, |working, key, cause| {
+        self.timer_action(key, call, true, |working, key, cause| {
             let due = due?;
             working
                 .start_timer(key, due, cause)
@@ -150,9 +150,10 @@ impl EventWork {
         })
     }
 
-    /// A rule's `stop_*_timer(id, name)`.
+    /// A rule's `stop_*_timer(id, name)`: a no-op on a record that is
+    /// gone (its timers went with it).
     pub fn stop_timer(&mut self, key: TimerKey, call: String) -> Result<bool, String> {
-        self.timer_action(key, call, |working, key, cause| {
+        self.timer_action(key, call, false, |working, key, cause| {
             working
                 .stop_timer(key, cause)
                 .map_err(|e| format!("store error: {e}"))
@@ -165,6 +166,7 @@ impl EventWork {
         &mut self,
         key: TimerKey,
         call: String,
+        needs_live_record: bool,
         change: impl FnOnce(&mut Working, &TimerKey, &Cause) -> Result<bool, String>,
     ) -> Result<bool, String> {
         let Some(firing) = &self.firing else {
@@ -176,7 +178,19 @@ impl EventWork {
             rule: Some(rule.clone()),
             chain: format!("{} → {rule}", firing.chain_text),
         };
-        let live = match key.record {
+        let live = if !needs_live_record {
+            Ok(())
+        } else {
+            self.live_record(&key)
+        };
+        let result = crate::domain::timer::check_name(&key.name)
+            .and(live)
+            .and_then(|()| change(&mut self.working, &key, &cause));
+        self.record_timer_action(call, rule, result)
+    }
+
+    fn live_record(&mut self, key: &TimerKey) -> Result<(), String> {
+        match key.record {
             TimerRecord::Ticket => match self.working.ticket(&key.id) {
                 Ok(Some(t)) if !t.deleted => Ok(()),
                 Ok(Some(_)) => Err(format!("ticket {} is deleted", key.id)),
@@ -189,10 +203,15 @@ impl EventWork {
                 Ok(None) => Err(format!("unknown conversation {}", key.id)),
                 Err(e) => Err(format!("store error: {e}")),
             },
-        };
-        let result = crate::domain::timer::check_name(&key.name)
-            .and(live)
-            .and_then(|()| change(&mut self.working, &key, &cause));
+        }
+    }
+
+    fn record_timer_action(
+        &mut self,
+        call: String,
+        rule: String,
+        result: Result<bool, String>,
+    ) -> Result<bool, String> {
         match result {
             Ok(changed) => {
                 self.actions.push(ActionRecord {

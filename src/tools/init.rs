@@ -22,6 +22,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../defaults/rules/pipeline.toml"),
     ),
     (
+        "rules/auto_close.rhai",
+        include_str!("../../defaults/rules/auto_close.rhai"),
+    ),
+    (
         "rules/auto_ticket.rhai",
         include_str!("../../defaults/rules/auto_ticket.rhai"),
     ),
@@ -56,6 +60,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "rules/trash_cascade.rhai",
         include_str!("../../defaults/rules/trash_cascade.rhai"),
+    ),
+    (
+        "rules/tests/auto_close.toml",
+        include_str!("../../defaults/rules/tests/auto_close.toml"),
     ),
     (
         "rules/tests/policies.toml",

@@ -15,9 +15,15 @@
 //! expect.outcome = "applied"
 //! expect.rules_fired = ["cascade-close"]
 //! expect.conversations.c1 = { status = "closed" }
-//! # TOML has no null: write JSON where one is needed
-//! expect_json = '{"tickets": {"T": {"owner": null}}}'
+//! # TOML has no null: write JSON where one is needed; `timers` is the
+//! # export's list, whole
+//! expect_json = '{"tickets": {"T": {"owner": null}}, "timers": []}'
 //! ```
+//!
+//! Time: the test's clock starts at 2026-01-01T00:00:00Z; an event without
+//! `at` happens then. `{ wait = "5d" }` among the events lets that much
+//! time pass: the timers due meanwhile fire, in order, as in the daemon
+//! (in `when`, their reports count with the events').
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,6 +33,7 @@ use std::rc::Rc;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::domain::clock::{Clock, SetClock};
 use crate::domain::config::Config;
 use crate::domain::diagnostic::Diagnostic;
 use crate::domain::event::Event;
@@ -131,7 +138,7 @@ fn run_one(config: &Config, rules_dir: &Path, test: &RuleTest) -> Result<(), Str
         let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         format!("the rules do not load:\n{}", lines.join("\n"))
     })?;
-    let parse = |events: &[toml::Value]| -> Result<Vec<Event>, String> {
+    let parse = |events: &[toml::Value]| -> Result<Vec<Step>, String> {
         events
             .iter()
             .enumerate()
@@ -140,29 +147,68 @@ fn run_one(config: &Config, rules_dir: &Path, test: &RuleTest) -> Result<(), Str
     };
     let (given, when) = (parse(&test.given)?, parse(&test.when)?);
     let store = Rc::new(MemoryStore::new());
-    let mut processor = Processor::new(store.clone(), rules);
+    let clock = Rc::new(SetClock::new(TEST_START));
+    let mut processor = Processor::with_clock(store.clone(), rules, clock.clone());
     let mut reports = Vec::new();
-    for (event, keep) in given
-        .iter()
+    for (step, keep) in given
+        .into_iter()
         .map(|e| (e, false))
-        .chain(when.iter().map(|e| (e, true)))
+        .chain(when.into_iter().map(|e| (e, true)))
     {
-        let report = processor.process(event, None).map_err(|e| e.to_string())?;
+        let now = clock.now();
+        let (until, event) = match step {
+            Step::Wait(wait) => {
+                let later = now + wait;
+                clock.set(later);
+                (later, None)
+            }
+            Step::Event(mut event) => {
+                let now_text = crate::domain::clock::rfc3339(now);
+                let at = event.at.get_or_insert(now_text).clone();
+                let at = crate::domain::event::parse_time(&at).map_err(|e| e.to_string())?;
+                (at.min(now), Some(event))
+            }
+        };
+        let until = crate::domain::timer::due_text(until);
+        let fired = (processor.fire_due_timers(&until, usize::MAX)).map_err(|e| e.to_string())?;
+        let processed = match event {
+            Some(event) => Some(processor.process(&event, None).map_err(|e| e.to_string())?),
+            None => None,
+        };
         if keep {
-            reports.push(report);
+            reports.extend(fired.into_iter().chain(processed));
         }
     }
     let export = Export::of(store.as_ref()).map_err(|e| e.to_string())?;
     check(test, &reports, &export)
 }
 
-/// An event written as a TOML table or as a JSON string.
-fn to_event(value: &toml::Value, rules: &RuleSet) -> Result<Event, String> {
+/// When a rule test's clock starts.
+const TEST_START: time::OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
+
+/// One step of a rule test: an event, or time passing.
+enum Step {
+    Event(Event),
+    Wait(time::Duration),
+}
+
+/// An event written as a TOML table or as a JSON string, or `{ wait = "5d" }`.
+fn to_event(value: &toml::Value, rules: &RuleSet) -> Result<Step, String> {
+    if let Some(wait) = value.as_table().and_then(|t| t.get("wait")) {
+        let text = wait
+            .as_str()
+            .ok_or("`wait` must be a duration like \"5d\"")?;
+        let wait = humantime::parse_duration(text)
+            .map_err(|e| format!("`wait`: {text:?} is not a duration like \"5d\": {e}"))?;
+        let wait =
+            time::Duration::try_from(wait).map_err(|_| format!("`wait`: {text:?} is too long"))?;
+        return Ok(Step::Wait(wait));
+    }
     let json = match value {
         toml::Value::String(text) => text.clone(),
         other => serde_json::to_string(other).map_err(|e| e.to_string())?,
     };
-    Event::parse(&json, &rules.config.stages)
+    Event::parse(&json, &rules.config.stages).map(Step::Event)
 }
 
 fn check(test: &RuleTest, reports: &[Report], export: &Export) -> Result<(), String> {
@@ -217,6 +263,11 @@ fn check(test: &RuleTest, reports: &[Report], export: &Export) -> Result<(), Str
         Some(text) => serde_json::from_str(text).map_err(|e| format!("expect_json: {e}"))?,
         None => Value::Null,
     };
+    if let Some(want) = extra.get("timers") {
+        if want != &state["timers"] {
+            problems.push(format!("timers: expected {want}, got {}", state["timers"]));
+        }
+    }
     for (kind, list) in [("conversation", "conversations"), ("ticket", "tickets")] {
         if let Some(map) = extra.get(list).and_then(Value::as_object) {
             for (id, fields) in map {

@@ -289,7 +289,7 @@ fn validate_reports_in_json() {
     );
     assert_eq!(
         (ok["valid"].clone(), ok["rules"].clone()),
-        (json!(true), json!(9))
+        (json!(true), json!(10))
     );
     inbox.write("rules/owner_sync.rhai", "let = ;\n");
     let bad = json_of(

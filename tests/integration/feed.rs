@@ -86,9 +86,8 @@ pub fn fold(feed: &[Value]) -> Value {
             json!({"record": record, "id": id, "name": name, "due": due})
         })
         .collect();
-    let order = |t: &Value| {
-        ["due", "record", "id", "name"].map(|k| t[k].as_str().unwrap().to_string())
-    };
+    let order =
+        |t: &Value| ["due", "record", "id", "name"].map(|k| t[k].as_str().unwrap().to_string());
     timers.sort_by_key(order);
     json!({
         "tickets": finish(tickets, true),

@@ -12,7 +12,7 @@ fn the_shipped_rules_are_valid() {
         .arg("validate")
         .assert()
         .success()
-        .stdout(predicate::str::contains("valid: 9 rule(s)"));
+        .stdout(predicate::str::contains("valid: 10 rule(s)"));
 }
 
 #[test]
