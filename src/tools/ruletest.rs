@@ -188,7 +188,7 @@ const TEST_START: time::OffsetDateTime = time::macros::datetime!(2026-01-01 00:0
 
 /// One step of a rule test: an event, or time passing.
 enum Step {
-    Event(Event),
+    Event(Box<Event>),
     Wait(time::Duration),
 }
 
@@ -208,7 +208,7 @@ fn to_event(value: &toml::Value, rules: &RuleSet) -> Result<Step, String> {
         toml::Value::String(text) => text.clone(),
         other => serde_json::to_string(other).map_err(|e| e.to_string())?,
     };
-    Event::parse(&json, &rules.config.stages).map(Step::Event)
+    Event::parse(&json, &rules.config.stages).map(|e| Step::Event(Box::new(e)))
 }
 
 fn check(test: &RuleTest, reports: &[Report], export: &Export) -> Result<(), String> {
