@@ -3,7 +3,8 @@
 
 use std::rc::Rc;
 
-use crate::domain::event::Event;
+use crate::domain::event::{parse_time, Event};
+use crate::domain::timer::due_text;
 use crate::engine::report::Report;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
@@ -11,7 +12,9 @@ use crate::store::{MemoryStore, Snapshot, Transactions};
 
 /// The daemon's own processing, its writes kept in memory over a snapshot
 /// of the store: the store itself is only read (a dry-run takes no write
-/// lock, and waits for no daemon's batch).
+/// lock, and waits for no daemon's batch). On the daemon's timeline: the
+/// timers due before an event (by its `at`, and by now) fire first, and
+/// are reported too.
 pub fn simulate(
     store: Rc<dyn Snapshot>,
     rules: RuleSet,
@@ -20,5 +23,13 @@ pub fn simulate(
     let scratch = Rc::new(MemoryStore::over(store));
     let mut processor = Processor::new(scratch.clone(), rules);
     scratch.begin()?;
-    events.iter().map(|e| processor.process(e, None)).collect()
+    let now = time::OffsetDateTime::now_utc();
+    let mut reports = Vec::new();
+    for event in events {
+        let at = event.at.as_deref().and_then(|at| parse_time(at).ok());
+        let until = due_text(at.map_or(now, |at| at.min(now)));
+        reports.extend(processor.fire_due_timers(&until, usize::MAX)?);
+        reports.push(processor.process(event, None)?);
+    }
+    Ok(reports)
 }

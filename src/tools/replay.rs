@@ -7,6 +7,12 @@
 //! rules), so that the window starts from the state those rules would have
 //! produced; only events inside the window are compared.
 //!
+//! Timers run on the same timeline as in the daemon, with each event's
+//! recorded processing time as "now": before an event, the candidate's
+//! timers due by then fire. Recorded `timer.fired` events are not replayed
+//! as such (the candidate's own timers fire instead) nor compared one by
+//! one; what they did shows in the events after them.
+//!
 //! Each event runs under the config it ran under when it was processed
 //! (the `[settings]` and ticket stages recorded with its ruleset version),
 //! so that unchanged rules find no difference; a candidate config given
@@ -205,6 +211,9 @@ pub fn replay(
             let Ok(event) = serde_json::from_str::<Event>(&entry.body) else {
                 return Ok(()); // recorded as unreadable: nothing to replay
             };
+            if event.type_name() == crate::domain::event::TIMER_FIRED {
+                return Ok(()); // the candidate's timers fire on their own
+            }
             if running_under.as_deref() != Some(entry.ruleset.as_str()) {
                 let (rules, recorded) = configs.rules_for(&entry.ruleset)?;
                 if !recorded {
@@ -213,7 +222,12 @@ pub fn replay(
                 processor.set_rules(rules);
                 running_under = Some(entry.ruleset.clone());
             }
-            clock.set(parse_time(&entry.processed_at)?);
+            let processed_at = parse_time(&entry.processed_at)?;
+            clock.set(processed_at);
+            let at = event.at.as_deref().and_then(|at| parse_time(at).ok());
+            let until =
+                crate::domain::timer::due_text(at.map_or(processed_at, |at| at.min(processed_at)));
+            processor.fire_due_timers(&until, usize::MAX)?;
             let candidate = processor.process(&event, None)?;
             report.replayed += 1;
             if report.replayed.is_multiple_of(BATCH) {

@@ -15,4 +15,5 @@ mod policies;
 mod readme;
 mod reliability;
 mod rules;
+mod timers;
 mod webhooks;
