@@ -34,7 +34,26 @@ pub struct Model {
     blocked: BTreeSet<String>,
     done: BTreeSet<String>,
     auto_ticket: bool,
+    /// With the shipped auto-close rule on (`auto_close_after = "1h"`):
+    /// each ticket's `auto-close` timer, due at this minute.
+    auto_close: bool,
+    timers: BTreeMap<String, i64>,
+    /// The current event's time, in minutes from `BASE`.
+    now: i64,
 }
+
+/// Event times, in minutes from 2020-01-01T00:00:00Z (under a week).
+pub fn time_text(minutes: i64) -> String {
+    format!(
+        "2020-01-{:02}T{:02}:{:02}:00Z",
+        1 + minutes / 1440,
+        minutes % 1440 / 60,
+        minutes % 60
+    )
+}
+
+/// How long auto-close waits in these tests, in minutes.
+const AUTO_CLOSE_AFTER: i64 = 60;
 
 fn closed_stage(status: &str) -> bool {
     status == "closed"
@@ -45,6 +64,12 @@ type Outcome = Result<(), String>;
 impl Model {
     pub fn apply(&mut self, e: &Value) {
         let id = e["id"].as_str().unwrap().to_string();
+        // One timeline: the timers due by the event's time fire first,
+        // duplicate or not.
+        if let Some(at) = e["at_minutes"].as_i64() {
+            self.fire_until(at);
+            self.now = at;
+        }
         if self.done.contains(&id) {
             return;
         }
@@ -56,13 +81,75 @@ impl Model {
             blocked: self.blocked.clone(),
             done: BTreeSet::new(),
             auto_ticket: self.auto_ticket,
+            auto_close: self.auto_close,
+            timers: self.timers.clone(),
+            now: self.now,
         };
         if next.event(e).is_ok() {
             self.convs = next.convs;
             self.tickets = next.tickets;
             self.blocked = next.blocked;
+            self.timers = next.timers;
         }
         self.done.insert(id);
+    }
+
+    /// Fires, in order (due, then ticket id), the timers due by `until`:
+    /// auto-close closes a ticket still waiting on the contact (P6 then).
+    pub fn fire_until(&mut self, until: i64) {
+        loop {
+            let next = (self.timers.iter())
+                .map(|(t, due)| (*due, t.clone()))
+                .filter(|(due, _)| *due <= until)
+                .min();
+            let Some((_, tick)) = next else { return };
+            self.timers.remove(&tick);
+            let waiting = self
+                .tickets
+                .get(&tick)
+                .is_some_and(|t| !t.deleted && t.status == "waiting_on_contact");
+            if waiting {
+                self.set_status(&tick, "closed".into());
+            }
+        }
+    }
+
+    /// The auto-close rule, after a ticket's stage changed (or it was
+    /// created) at `self.now`.
+    fn auto_close_rule(&mut self, tick: &str) {
+        if !self.auto_close {
+            return;
+        }
+        if self.tickets[tick].status == "waiting_on_contact" {
+            self.timers
+                .insert(tick.to_string(), self.now + AUTO_CLOSE_AFTER);
+        } else {
+            self.timers.remove(tick);
+        }
+    }
+
+    /// A ticket's status change with P6 and P7.
+    fn set_status(&mut self, tick: &str, new: String) {
+        let t = self.tickets[tick].clone();
+        if t.status == new {
+            return;
+        }
+        let (was_closed, is_closed) = (closed_stage(&t.status), closed_stage(&new));
+        self.tickets.get_mut(tick).unwrap().status = new;
+        if !was_closed && is_closed {
+            for c in &t.conversations {
+                let c = self.convs.get_mut(c).unwrap();
+                if c.status == "open" {
+                    c.status = "closed";
+                }
+            }
+        } else if was_closed && !is_closed && t.conversations.len() == 1 {
+            let c = self.convs.get_mut(&t.conversations[0]).unwrap();
+            if c.status == "closed" {
+                c.status = "open";
+            }
+        }
+        self.auto_close_rule(tick);
     }
 
     fn live_conv(&self, id: &str) -> Result<Conv, String> {
@@ -161,7 +248,9 @@ impl Model {
             }
             "ticket.created" => {
                 let owner = s("owner");
-                self.create_ticket(&tick, &conv, owner, s("status"))
+                self.create_ticket(&tick, &conv, owner, s("status"))?;
+                self.auto_close_rule(&tick);
+                Ok(())
             }
             "ticket.associated" => {
                 let mut t = self.live_ticket(&tick)?;
@@ -182,23 +271,8 @@ impl Model {
                 Ok(())
             }
             "ticket.status_changed" => {
-                let t = self.live_ticket(&tick)?;
-                let new = s("status").unwrap();
-                let (was_closed, is_closed) = (closed_stage(&t.status), closed_stage(&new));
-                self.tickets.get_mut(&tick).unwrap().status = new;
-                if !was_closed && is_closed {
-                    for c in &t.conversations {
-                        let c = self.convs.get_mut(c).unwrap();
-                        if c.status == "open" {
-                            c.status = "closed";
-                        }
-                    }
-                } else if was_closed && !is_closed && t.conversations.len() == 1 {
-                    let c = self.convs.get_mut(&t.conversations[0]).unwrap();
-                    if c.status == "closed" {
-                        c.status = "open";
-                    }
-                }
+                self.live_ticket(&tick)?;
+                self.set_status(&tick, s("status").unwrap());
                 Ok(())
             }
             "ticket.property_changed" => {
@@ -266,6 +340,7 @@ impl Model {
             return;
         }
         t.deleted = true;
+        self.timers.remove(tick);
         for c in t.conversations.clone() {
             self.trash(&c);
         }
@@ -284,8 +359,19 @@ impl Model {
                 "spam": c.spam,
             })).collect::<Vec<_>>(),
             "blocked_contacts": self.blocked.iter().collect::<Vec<_>>(),
-            "timers": [],
+            "timers": self.timers_export(),
         })
+    }
+
+    /// The pending timers, in firing order.
+    fn timers_export(&self) -> Vec<Value> {
+        let mut timers: Vec<(i64, &String)> =
+            self.timers.iter().map(|(t, due)| (*due, t)).collect();
+        timers.sort();
+        timers
+            .into_iter()
+            .map(|(due, t)| json!({"record": "ticket", "id": t, "name": "auto-close", "due": time_text(due)}))
+            .collect()
     }
 }
 
@@ -302,7 +388,7 @@ fn owner() -> impl Strategy<Value = Value> {
 pub fn event() -> impl Strategy<Value = Value> {
     let conv = || pick(&["c1", "c2", "c3", "c4"]);
     let tick = || pick(&["t1", "t2", "t3"]);
-    let status = || pick(&["new", "waiting_on_us", "closed"]);
+    let status = || pick(&["new", "waiting_on_contact", "waiting_on_us", "closed"]);
     let contact = || pick(&[None, Some("a@x"), Some("b@x")]);
     let body = prop_oneof![
         4 => (conv(), contact(), owner()).prop_map(|(c, contact, o)| {
@@ -357,6 +443,88 @@ fn check(events: &[Value], auto_ticket: bool) {
     );
 }
 
+/// A stream with times (minutes apart, 0 to 90: the one-hour timers come
+/// due between events, sometimes several at once), sent in two parts, the
+/// daemon stopped between them with "now" somewhere after the first part.
+fn check_timed(events: &[Value], gaps: &[i64], split: usize, pause: i64) {
+    let inbox = Inbox::with_settings("auto_close_after = \"1h\"");
+    let mut model = Model {
+        auto_close: true,
+        ..Model::default()
+    };
+    // Tickets to time from the start: their status changes are common.
+    let setup = [
+        conversation_created("s1", "c1"),
+        conversation_created("s2", "c2"),
+        ticket_created("s3", "t1", "c1"),
+        ticket_created("s4", "t2", "c2"),
+    ];
+    let mut minutes = 0;
+    let timed: Vec<Value> = setup
+        .iter()
+        .chain(events)
+        .zip(std::iter::repeat_n(&0, setup.len()).chain(gaps))
+        .map(|(e, gap)| {
+            minutes += gap;
+            let mut e = e.clone();
+            e["at"] = json!(time_text(minutes));
+            e
+        })
+        .collect();
+    let at = |e: &Value| {
+        let mut e = e.clone();
+        let text = e["at"].as_str().unwrap().to_string();
+        let (day, hour, minute): (i64, i64, i64) = (
+            text[8..10].parse().unwrap(),
+            text[11..13].parse().unwrap(),
+            text[14..16].parse().unwrap(),
+        );
+        e["at_minutes"] = json!((day - 1) * 1440 + hour * 60 + minute);
+        e
+    };
+    let split = split.min(timed.len());
+    let (first, second) = timed.split_at(split);
+    let stop = first
+        .last()
+        .map_or(0, |e| at(e)["at_minutes"].as_i64().unwrap())
+        + pause;
+    inbox.enqueue(&lines(first));
+    inbox
+        .cmd()
+        .args(["run", "--drain", "--now", &time_text(stop)])
+        .assert()
+        .success();
+    for e in first {
+        model.apply(&at(e));
+    }
+    model.fire_until(stop);
+    assert_eq!(
+        inbox.export(),
+        model.export(),
+        "after the first part, events: {}",
+        lines(&timed)
+    );
+    if !second.is_empty() {
+        inbox.enqueue(&lines(second));
+    }
+    inbox
+        .cmd()
+        .args(["run", "--drain", "--now", "2020-02-01T00:00:00Z"])
+        .assert()
+        .success();
+    for e in second {
+        model.apply(&at(e));
+    }
+    model.fire_until(i64::MAX);
+    let export = inbox.export();
+    assert_eq!(export, model.export(), "events: {}", lines(&timed));
+    assert_eq!(
+        crate::feed::fold(&inbox.changes()),
+        export,
+        "the folded feed"
+    );
+}
+
 proptest! {
     // PROPTEST_CASES raises the number of streams for a long run.
     #![proptest_config(ProptestConfig {
@@ -367,6 +535,16 @@ proptest! {
     #[test]
     fn the_daemon_agrees_with_the_reference_model(events in proptest::collection::vec(event(), 1..60)) {
         check(&events, false);
+    }
+
+    #[test]
+    fn timers_agree_with_the_model_on_one_timeline(
+        events in proptest::collection::vec(event(), 1..50),
+        gaps in proptest::collection::vec(0..90i64, 50),
+        split in 0..50usize,
+        pause in 0..120i64,
+    ) {
+        check_timed(&events, &gaps, split, pause);
     }
 
     #[test]
