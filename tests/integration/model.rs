@@ -42,7 +42,17 @@ pub struct Model {
     now: i64,
 }
 
-/// Event times, in minutes from 2020-01-01T00:00:00Z (under a week).
+impl Model {
+    /// A model with the shipped auto-close rule on (after an hour).
+    pub fn timed() -> Model {
+        Model {
+            auto_close: true,
+            ..Model::default()
+        }
+    }
+}
+
+/// Event times, in minutes from 2020-01-01T00:00:00Z (under a month).
 pub fn time_text(minutes: i64) -> String {
     format!(
         "2020-01-{:02}T{:02}:{:02}:00Z",
@@ -448,10 +458,7 @@ fn check(events: &[Value], auto_ticket: bool) {
 /// daemon stopped between them with "now" somewhere after the first part.
 fn check_timed(events: &[Value], gaps: &[i64], split: usize, pause: i64) {
     let inbox = Inbox::with_settings("auto_close_after = \"1h\"");
-    let mut model = Model {
-        auto_close: true,
-        ..Model::default()
-    };
+    let mut model = Model::timed();
     // Tickets to time from the start: their status changes are common.
     let setup = [
         conversation_created("s1", "c1"),

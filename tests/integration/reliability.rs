@@ -48,13 +48,9 @@ fn batch_note(inbox: &Inbox) -> std::path::PathBuf {
         .join("inboxd.db.inflight")
 }
 
-#[test]
-fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
-    let events = random_events(from_env("INBOXD_CRASH_EVENTS", 1500), 7);
-    let rounds = from_env("INBOXD_CRASH_ROUNDS", 6);
-    let inbox = Inbox::new();
-    // Each event a little slower (no change to the state), so that a kill
-    // soon after a batch starts lands inside it.
+/// Every event a little slower (no change to the state), so that a kill
+/// soon after a batch starts lands inside it.
+fn slow_down(inbox: &Inbox) {
     inbox.write(
         "rules/pause.rhai",
         "let s = \"x\"; for i in 0..14 { s += s; }\nfor i in 0..400 { s.replace(\"x\", \"y\"); }\n",
@@ -66,9 +62,15 @@ fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
          \"conversation.reopened\", \"conversation.trashed\", \"conversation.marked_spam\", \
          \"conversation.sender_blocked\", \"ticket.created\", \"ticket.associated\", \
          \"ticket.owner_changed\", \"ticket.status_changed\", \"ticket.property_changed\", \
-         \"ticket.deleted\"]\n",
+         \"ticket.deleted\", \"timer.fired\"]\n",
     );
-    let note = batch_note(&inbox);
+}
+
+/// Sends `events` in `rounds` parts, each followed by a daemon killed
+/// (SIGKILL) once it has started a batch, after a varying delay; then
+/// drains what is left. Checks most kills landed with events queued.
+fn kill_at_random_points(inbox: &Inbox, events: &[Value], rounds: usize) {
+    let note = batch_note(inbox);
     let mut mid_stream = 0;
     // Events keep arriving between crashes, and each kill lands once the
     // daemon has started a batch, after a varying delay.
@@ -89,7 +91,7 @@ fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
         std::thread::sleep(std::time::Duration::from_millis((round as u64 * 3) % 8));
         daemon.child.kill().unwrap();
         daemon.child.wait().unwrap();
-        integrity_check(&inbox);
+        integrity_check(inbox);
         if inbox.status()["queued"].as_u64().unwrap() > 0 {
             mid_stream += 1;
         }
@@ -103,6 +105,15 @@ fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
         "only {mid_stream} of {rounds} kills landed while events were queued: the test proves little"
     );
     inbox.drain();
+}
+
+#[test]
+fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
+    let events = random_events(from_env("INBOXD_CRASH_EVENTS", 1500), 7);
+    let rounds = from_env("INBOXD_CRASH_ROUNDS", 6);
+    let inbox = Inbox::new();
+    slow_down(&inbox);
+    kill_at_random_points(&inbox, &events, rounds);
     let mut model = Model::default();
     for e in &events {
         model.apply(e);
@@ -110,6 +121,56 @@ fn killing_the_daemon_at_random_points_loses_and_repeats_nothing() {
     assert_eq!(inbox.export(), model.export());
     // Every queued event was processed exactly once.
     assert_eq!(inbox.outcomes().len(), events.len());
+    integrity_check(&inbox);
+}
+
+/// The same with timers (auto-close after an hour, events minutes apart):
+/// every timer fires once, none is lost.
+#[test]
+fn killing_the_daemon_with_timers_pending_fires_each_once() {
+    let count = from_env("INBOXD_CRASH_EVENTS", 1500) / 2;
+    let rounds = from_env("INBOXD_CRASH_ROUNDS", 6);
+    let mut minutes = 0;
+    let events: Vec<Value> = random_events(count, 11)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            minutes += (i as i64 * 37) % 23;
+            e["at"] = json!(crate::model::time_text(minutes));
+            e["at_minutes"] = json!(minutes);
+            e
+        })
+        .collect();
+    let inbox = Inbox::with_settings("auto_close_after = \"1h\"");
+    slow_down(&inbox);
+    let sent: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.as_object_mut().unwrap().remove("at_minutes");
+            e
+        })
+        .collect();
+    kill_at_random_points(&inbox, &sent, rounds);
+    let mut model = Model::timed();
+    for e in &events {
+        model.apply(e);
+    }
+    model.fire_until(i64::MAX);
+    assert_eq!(inbox.export(), model.export());
+    let outcomes = inbox.outcomes();
+    let timer_events: Vec<&str> = outcomes
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .filter(|id| id.starts_with("timer/"))
+        .collect();
+    let distinct: std::collections::BTreeSet<&&str> = timer_events.iter().collect();
+    assert!(
+        !timer_events.is_empty(),
+        "no timer fired: the test proves little"
+    );
+    assert_eq!(distinct.len(), timer_events.len(), "a timer fired twice");
+    assert_eq!(outcomes.len(), events.len() + timer_events.len());
     integrity_check(&inbox);
 }
 
