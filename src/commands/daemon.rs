@@ -52,8 +52,9 @@ pub fn run(
     })
 }
 
-/// The HTTP server, if the config has `[http]`: bound now, so that a port
-/// already taken fails the start.
+/// The HTTP server, if the config has `[http]`. An address it cannot
+/// listen on (taken, say) does not stop the daemon: it says so once it is
+/// up, goes on processing events, and tries again every few seconds.
 async fn start_http(
     config_file: &std::path::Path,
     control: &Arc<Control>,
@@ -64,18 +65,17 @@ async fn start_http(
         return Ok(None);
     };
     let address = api.listen_address();
-    let listener = crate::http::bind(address).await?;
-    let address = listener.local_addr().unwrap_or(address);
+    let first = crate::http::bind(address).await;
     let api = Arc::new(api);
     let control = Arc::clone(control);
     Ok(Some(tokio::spawn(async move {
+        let listener = listen(address, first, &control).await;
+        let address = listener.local_addr().unwrap_or(address);
         let serving = crate::http::serve(listener, Arc::clone(&api), std::future::pending());
         // Said once the daemon is up: a store that cannot open is the one
         // line a failed start prints.
         let announce = async {
-            while !control.is_ready() {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
+            until_ready(&control).await;
             tracing::info!(%address, "HTTP API listening");
             api.warn_of_missing_secrets();
             std::future::pending::<()>().await
@@ -87,6 +87,42 @@ async fn start_http(
             () = announce => {}
         }
     })))
+}
+
+/// How often a daemon that cannot listen tries again.
+const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The listener: `first` if it was bound, else bound again until it is.
+async fn listen(
+    address: std::net::SocketAddr,
+    first: anyhow::Result<tokio::net::TcpListener>,
+    control: &Control,
+) -> tokio::net::TcpListener {
+    let mut bound = first;
+    let mut said = false;
+    loop {
+        match bound {
+            Ok(listener) => return listener,
+            Err(e) => {
+                if !said {
+                    until_ready(control).await;
+                    tracing::error!(
+                        "{e:#}; inboxd goes on without its HTTP API and tries again every {} s",
+                        LISTEN_RETRY.as_secs()
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(LISTEN_RETRY).await;
+                bound = crate::http::bind(address).await;
+            }
+        }
+    }
+}
+
+async fn until_ready(control: &Control) {
+    while !control.is_ready() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// The engine: `--drain` processes what is queued and returns; otherwise

@@ -587,3 +587,39 @@ fn the_feed_over_http_pages_and_long_polls() {
     }
     assert_eq!(served.get("/v1/changes", None).status, 401);
 }
+
+/// A port already taken does not stop the daemon: it processes events,
+/// says why it has no HTTP, and listens once the port is free.
+#[test]
+fn a_taken_port_leaves_the_daemon_running_and_it_listens_later() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let inbox = Inbox::new();
+    let config = inbox.read("config/inboxd.toml");
+    inbox.write(
+        "config/inboxd.toml",
+        &config.replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        ),
+    );
+    let _daemon = inbox.spawn_with_env(&[], &[("INBOXD_TOKEN", TOKEN)]);
+    inbox.enqueue(&lines(&[conversation_created("e1", "c1")]));
+    inbox.wait_outcome("e1");
+    wait_until("the error to be logged", || {
+        inbox.log().contains("cannot listen on")
+    });
+    drop(taken);
+    wait_until("the API to listen", || {
+        inbox.log().contains("HTTP API listening")
+    });
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let health = agent
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .call()
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}
