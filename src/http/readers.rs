@@ -10,21 +10,17 @@ use super::producers::{authorize, blocking};
 use super::reply::{json, ApiError, ApiResult};
 use super::Api;
 
-use crate::store::StateRead;
+use crate::store::{StateRead, Store};
 
 pub async fn get_conversation(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
-    let found = blocking(move || {
-        let read = api.stores.with(|store| Ok(store.conversation(&id)?));
-        read.map_err(|e| ApiError::unavailable(&e))?
-            .ok_or_else(|| ApiError::not_found(format!("no conversation {id}")))
+    record(api, &headers, id, "conversation", |store, id| {
+        store.conversation(id)
     })
-    .await?;
-    json(StatusCode::OK, found)
+    .await
 }
 
 pub async fn get_ticket(
@@ -32,11 +28,22 @@ pub async fn get_ticket(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
+    record(api, &headers, id, "ticket", |store, id| store.ticket(id)).await
+}
+
+/// One record as the last commit has it, as in `export`; 404 if unknown.
+async fn record<T: serde::Serialize + Send + 'static>(
+    api: Arc<Api>,
+    headers: &HeaderMap,
+    id: String,
+    kind: &'static str,
+    read: fn(&Store, &str) -> crate::store::Result<Option<T>>,
+) -> ApiResult {
+    authorize(&api, headers)?;
     let found = blocking(move || {
-        let read = api.stores.with(|store| Ok(store.ticket(&id)?));
+        let read = api.stores.with(|store| Ok(read(store, &id)?));
         read.map_err(|e| ApiError::unavailable(&e))?
-            .ok_or_else(|| ApiError::not_found(format!("no ticket {id}")))
+            .ok_or_else(|| ApiError::not_found(format!("no {kind} {id}")))
     })
     .await?;
     json(StatusCode::OK, found)
