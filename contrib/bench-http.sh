@@ -3,7 +3,8 @@
 #  1. `inboxd enqueue` of EVENTS (a JSON Lines file), whole process;
 #  2. single-event POSTs (4 connections, 1 s) while the engine is inside
 #     an event whose rule runs to its 2 s limit: p99;
-#  3. POST /v1/events with 1,000-event bodies (wrk, 1 connection, 10 s);
+#  3. POST /v1/events with 1,000-event bodies (wrk, 1 connection, 10 s),
+#     then `inboxd enqueue` of EVENTS under the same conditions;
 #  4. single-event POSTs (wrk, 2 threads, 16 connections, 10 s), on a
 #     fresh store: rate, p99.
 # The daemon runs meanwhile (as in production: it processes what comes).
@@ -51,6 +52,14 @@ echo -n "POST /v1/events, one event per body, engine inside a 2 s event: "
 BODY=body1.jsonl wrk -t1 -c4 -d1s -s post.lua http://127.0.0.1:18041/v1/events | tail -2
 echo -n "POST /v1/events, 1,000 events per body: "
 BODY=body1000.jsonl wrk -t1 -c${BIG_CONNECTIONS:-1} -d10s -s post.lua http://127.0.0.1:18041/v1/events | tail -2
+# The same file through `inboxd enqueue` under the same conditions: the
+# daemon running, its engine busy with what the POSTs queued.
+for i in 1 2 3; do
+  start=$(date +%s%N)
+  "$bin" enqueue "$events" 2>/dev/null
+  end=$(date +%s%N)
+  echo "enqueue of $lines events beside the busy daemon: $(( lines * 1000000000 / (end - start) )) events/s"
+done
 # On a fresh store: not behind the millions of events queued just above.
 kill $daemon; wait $daemon || true; rm -rf var
 RUST_LOG=warn "$bin" run 2>>daemon.log & daemon=$!

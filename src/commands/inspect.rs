@@ -146,7 +146,7 @@ fn queue_depth(config: &Config, store: &crate::store::Store) -> anyhow::Result<u
     if !crate::store::queue_path(&config.store_path).exists() {
         return Ok(legacy);
     }
-    let queue = crate::store::Queue::open(&config.store_path, config.synchronous)?;
+    let queue = crate::store::Queue::open_trusted(&config.store_path, config.synchronous)?;
     let position = store
         .queue_position()
         .context("cannot read how far the queue was processed")?;

@@ -29,7 +29,7 @@ pub fn enqueue(
                 eprintln!("skipped {skipped}");
             }
             check_store(&config)?;
-            let queue = Queue::open(&config.store_path, config.synchronous)?;
+            let queue = open_queue(&config)?;
             queue
                 .enqueue(&mapped.events, &now)
                 .map_err(|e| explain_write_error(e, &config))?;
@@ -61,7 +61,7 @@ fn enqueue_lines(config: &Config, file: Option<&Path>, now: &str) -> anyhow::Res
         .context("cannot stage the events")?;
     staged.seek(std::io::SeekFrom::Start(0))?;
     check_store(config)?;
-    let queue = Queue::open(&config.store_path, config.synchronous)?;
+    let queue = open_queue(config)?;
     let bar = crate::tools::progress::progress_bar(count as u64, "enqueueing");
     let lines = std::io::BufReader::new(staged).lines().map(|line| {
         line.and_then(|l| {
@@ -86,7 +86,7 @@ pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<Ex
         );
     }
     let store = Store::open(&config.store_path, config.synchronous)?;
-    let queue = Queue::open(&config.store_path, config.synchronous)?;
+    let queue = open_queue(&config)?;
     let position = store
         .queue_position()
         .context("cannot read how far the queue was processed")?;
@@ -142,10 +142,26 @@ fn explain_write_error(error: anyhow::Error, config: &Config) -> anyhow::Error {
 
 /// Producers write only to the queue, but refuse to feed a store that is
 /// damaged (a daemon would refuse to start on it): the events would wait
-/// for nothing.
+/// for nothing. A running daemon checked its store when it started (and
+/// would meet damage since): the check, which reads the whole store, is
+/// made only when none runs, so that an `enqueue` beside a daemon does not
+/// grow slower with the history.
 fn check_store(config: &Config) -> anyhow::Result<()> {
-    if config.store_path.exists() {
+    if config.store_path.exists() && !daemon_runs(config) {
         Store::open(&config.store_path, config.synchronous)?.check(&config.store_path)?;
     }
     Ok(())
+}
+
+fn daemon_runs(config: &Config) -> bool {
+    crate::daemon::lock::DaemonLock::is_held(&config.store_path)
+}
+
+/// The queue, checked unless a daemon runs (see `check_store`).
+fn open_queue(config: &Config) -> anyhow::Result<Queue> {
+    if daemon_runs(config) {
+        Queue::open_trusted(&config.store_path, config.synchronous)
+    } else {
+        Queue::open(&config.store_path, config.synchronous)
+    }
 }

@@ -52,7 +52,8 @@ impl Api {
         let (store_path, synchronous) = (config.store_path.clone(), config.synchronous);
         let queue_path = store_path.clone();
         Some(Api {
-            queues: Pool::new(move || Queue::open(&queue_path, synchronous)),
+            // The daemon checked its queue when it started.
+            queues: Pool::new(move || Queue::open_trusted(&queue_path, synchronous)),
             stores: Pool::new(move || Store::open(&store_path, synchronous)),
             config,
             http,

@@ -72,6 +72,15 @@ impl Queue {
     /// Opens (creating if needed) the queue of the database at
     /// `store_path`, and checks it is sound.
     pub fn open(store_path: &Path, synchronous: Synchronous) -> anyhow::Result<Queue> {
+        let queue = Queue::open_trusted(store_path, synchronous)?;
+        let path = queue_path(store_path);
+        super::quick_check(&queue.conn).with_context(|| format!("the queue {}", path.display()))?;
+        Ok(queue)
+    }
+
+    /// `open` without the check, which reads the whole file: for producers
+    /// beside a running daemon, which checked it when it started.
+    pub fn open_trusted(store_path: &Path, synchronous: Synchronous) -> anyhow::Result<Queue> {
         super::create_directory_of(store_path)?;
         let path = queue_path(store_path);
         let open = || -> rusqlite::Result<Connection> {
@@ -88,7 +97,6 @@ impl Queue {
         let conn = open()
             .map_err(super::StoreError::from)
             .with_context(|| format!("cannot open the queue {}", path.display()))?;
-        super::quick_check(&conn).with_context(|| format!("the queue {}", path.display()))?;
         Queue::with(conn)
     }
 
