@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod patience;
 pub mod poison_guard;
 pub mod run_loop;
+mod tally;
 pub mod watch;
 pub mod webhook_signature;
 pub mod webhooks;

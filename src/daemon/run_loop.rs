@@ -10,12 +10,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+mod timeline;
+
 pub use crate::daemon::control::Control;
 use crate::daemon::health::Health;
 use crate::daemon::lock::DaemonLock;
 use crate::daemon::metrics::Metrics;
 use crate::daemon::patience::{patiently, Backoff};
 use crate::daemon::poison_guard::{Attempt, PoisonGuard, Verdict};
+use crate::daemon::tally::{log_outcome, Tally};
 use crate::daemon::watch::Watches;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::config::Config;
@@ -331,16 +334,6 @@ impl Daemon {
         self.in_transaction(control, |daemon| daemon.process_events(&batch, control))
     }
 
-    /// With nothing queued: the timers due by now, if any.
-    fn process_timers_alone(&mut self, control: &Control) -> anyhow::Result<usize> {
-        let now = crate::domain::timer::due_text(self.clock.now());
-        let next = (self.store.next_timer_due()).context("cannot read the timers")?;
-        if next.is_none_or(|due| due > now) {
-            return Ok(0);
-        }
-        self.in_transaction(control, |daemon| daemon.process_events(&[], control))
-    }
-
     /// Runs `work` in one transaction, rolled back unless it committed
     /// something.
     fn in_transaction(
@@ -408,7 +401,7 @@ impl Daemon {
             // One timeline: the timers due before the event happened (and
             // before now) fire first.
             let at = parsed.as_ref().ok().and_then(|e| e.at.as_deref());
-            let until = timeline_until(at, &now);
+            let until = timeline::timeline_until(at, &now);
             let fired = self.fire_timers(&until, BATCH - done, &mut tally)?;
             done += fired;
             if done >= BATCH {
@@ -457,25 +450,6 @@ impl Daemon {
         Ok(done)
     }
 
-    /// Fires the timers due at or before `until`, at most `limit`; how many.
-    fn fire_timers(
-        &mut self,
-        until: &str,
-        limit: usize,
-        tally: &mut Tally,
-    ) -> anyhow::Result<usize> {
-        let started = std::time::Instant::now();
-        let reports = self
-            .processor
-            .fire_due_timers(until, limit)
-            .context("cannot fire the timers due")?;
-        for report in &reports {
-            self.observe(report, started);
-            tally.count(report.outcome);
-        }
-        Ok(reports.len())
-    }
-
     /// An event's metrics and log line.
     fn observe(&self, report: &crate::engine::report::Report, started: std::time::Instant) {
         self.metrics
@@ -485,18 +459,6 @@ impl Daemon {
             self.metrics.rule_ran(&firing.rule);
         }
         log_outcome(&report.event, report.outcome, report.reason.as_deref());
-    }
-
-    /// How long the idle daemon may sleep: until the next timer is due, at
-    /// most `IDLE_POLL`.
-    fn idle_time(&self) -> Duration {
-        let next = self.store.next_timer_due().ok().flatten();
-        let wait = next
-            .and_then(|due| crate::domain::event::parse_time(&due).ok())
-            .map(|due| (due - self.clock.now()).unsigned_abs())
-            .unwrap_or(IDLE_POLL);
-        // Due times are whole seconds: wake just after.
-        wait.min(IDLE_POLL) + Duration::from_millis(1)
     }
 
     /// After a commit: the new position, and the processed entries taken
@@ -539,17 +501,6 @@ fn open_store(config: &Config) -> anyhow::Result<Opened> {
     })
 }
 
-/// Timers fire before an event if due at or before min(its `at`, now).
-fn timeline_until(at: Option<&str>, now: &str) -> String {
-    let at = at
-        .and_then(|at| crate::domain::event::parse_time(at).ok())
-        .map(crate::domain::timer::due_text);
-    match at {
-        Some(at) if at.as_str() < now => at,
-        _ => now.to_string(),
-    }
-}
-
 /// Tells `status` a daemon is up, with its live rules.
 fn announce(store: &Store, clock: &dyn Clock, version: &str) -> anyhow::Result<()> {
     store
@@ -580,62 +531,5 @@ fn keep_fixed_settings(new: &mut RuleSet, current: &RuleSet) {
 fn log_warnings(rules: &RuleSet) {
     for warning in &rules.warnings {
         tracing::warn!("{warning}");
-    }
-}
-
-/// Each event's outcome at `debug`, but a failure (which needs someone)
-/// at `error`: a busy inbox rejects and receives duplicates by the
-/// thousand, and its log is not where they are looked up (`inboxd events`).
-fn log_outcome(event: &str, outcome: Outcome, reason: Option<&str>) {
-    let reason = reason.unwrap_or("");
-    match outcome {
-        Outcome::Applied => tracing::debug!(event, "applied"),
-        Outcome::Duplicate => tracing::debug!(event, "duplicate: {reason}"),
-        Outcome::Rejected => tracing::debug!(event, "rejected: {reason}"),
-        Outcome::Failed => tracing::error!(event, "failed: {reason}"),
-    }
-}
-
-/// The outcomes of a committed batch, logged as one line when some event
-/// was not simply applied.
-#[derive(Default)]
-struct Tally {
-    counts: [usize; Outcome::ALL.len()],
-}
-
-impl Tally {
-    fn count(&mut self, outcome: Outcome) {
-        if let Some(i) = Outcome::ALL.iter().position(|o| *o == outcome) {
-            self.counts[i] += 1;
-        }
-    }
-
-    fn count_into(&self, metrics: &Metrics) {
-        for (outcome, n) in Outcome::ALL.iter().zip(self.counts) {
-            if n > 0 {
-                metrics
-                    .processed
-                    .get_or_create(&crate::daemon::metrics::OutcomeLabel {
-                        outcome: outcome.as_str(),
-                    })
-                    .inc_by(n as u64);
-            }
-        }
-    }
-
-    fn log(&self) {
-        let applied = self.counts[0];
-        let total: usize = self.counts.iter().sum();
-        if total == applied {
-            return;
-        }
-        let parts: Vec<String> = (Outcome::ALL.iter().zip(self.counts))
-            .filter(|(_, n)| *n > 0)
-            .map(|(outcome, n)| format!("{n} {outcome}"))
-            .collect();
-        tracing::info!(
-            "processed {total} event(s): {} (`inboxd events --outcome rejected` lists the rejected)",
-            parts.join(", ")
-        );
     }
 }
