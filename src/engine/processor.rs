@@ -40,6 +40,10 @@ pub struct Processor {
     /// Whether event ids are done (applied or rejected), looked up for a
     /// whole batch at once; valid for the current transaction only.
     known_done: HashMap<String, bool>,
+    /// When the first timer is due (`None` inside: no timer), with the
+    /// store's generation when it was read; forgotten when an event
+    /// changes timers. Asked before every event: most find none due.
+    next_due: Option<(Option<String>, u64)>,
 }
 
 impl Processor {
@@ -69,6 +73,7 @@ impl Processor {
             remembered: None,
             work,
             known_done: HashMap::new(),
+            next_due: None,
         }
     }
 
@@ -151,6 +156,9 @@ impl Processor {
         limit: usize,
     ) -> crate::store::Result<Vec<Report>> {
         let mut reports = Vec::new();
+        if !self.some_timer_due(until)? {
+            return Ok(reports);
+        }
         while reports.len() < limit {
             let Some(timer) = self.store.due_timers(until, 1)?.pop() else {
                 break;
@@ -167,7 +175,22 @@ impl Processor {
             }
             reports.push(report);
         }
+        self.next_due = None;
         Ok(reports)
+    }
+
+    /// Whether a timer is due by `until`, from what is known of the next.
+    fn some_timer_due(&mut self, until: &str) -> crate::store::Result<bool> {
+        let generation = self.store.generation();
+        let next = match &self.next_due {
+            Some((next, known)) if *known == generation => next.clone(),
+            _ => {
+                let next = self.store.next_timer_due()?;
+                self.next_due = Some((next.clone(), generation));
+                next
+            }
+        };
+        Ok(next.is_some_and(|due| due.as_str() <= until))
     }
 
     /// Writes what `evaluate` worked out: the state rows of an applied
@@ -183,7 +206,11 @@ impl Processor {
         let in_transaction = self.store.in_transaction();
         if report.outcome == Outcome::Applied {
             let mut work = self.work.borrow_mut();
-            match self.store.write_state(&work.working.writes())? {
+            let writes = work.working.writes();
+            if !writes.timers_set.is_empty() || !writes.timers_removed.is_empty() {
+                self.next_due = None;
+            }
+            match self.store.write_state(&writes)? {
                 Ok(()) => work.working.keep_as_stored(),
                 Err(e) => report.fail(format!("store error: {e}")),
             }

@@ -205,6 +205,10 @@ impl StateRead for MemoryStore {
         Ok(due)
     }
 
+    fn next_timer_due(&self) -> Result<Option<String>> {
+        Ok(self.all_timers()?.into_iter().next().map(|t| t.due))
+    }
+
     fn all_timers(&self) -> Result<Vec<Timer>> {
         let base = self
             .base

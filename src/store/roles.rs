@@ -29,6 +29,8 @@ pub trait StateRead {
     fn due_timers(&self, until: &str, limit: usize) -> Result<Vec<Timer>>;
     /// Every pending timer, in firing order.
     fn all_timers(&self) -> Result<Vec<Timer>>;
+    /// When the first pending timer is due, if any.
+    fn next_timer_due(&self) -> Result<Option<String>>;
 }
 
 /// Which events are done: applied or rejected before. Such an id is never

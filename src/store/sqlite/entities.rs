@@ -62,6 +62,10 @@ impl StateRead for Store {
         self.read_all_timers()
     }
 
+    fn next_timer_due(&self) -> Result<Option<String>> {
+        self.read_next_timer_due()
+    }
+
     fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
         Ok(self
             .conn

@@ -57,8 +57,9 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
-    /// When the next timer is due, if any.
-    pub fn next_timer_due(&self) -> Result<Option<String>> {
+    /// A query without parameters: with a bound time, SQLite (built with
+    /// STAT4) would plan the statement again at every call.
+    pub(super) fn read_next_timer_due(&self) -> Result<Option<String>> {
         Ok(self
             .conn
             .prepare_cached("SELECT min(due) FROM timers")?
