@@ -183,9 +183,18 @@ impl EventWork {
         } else {
             self.live_record(&key)
         };
+        let mark = self.working.changes().len();
         let result = crate::domain::timer::check_name(&key.name)
             .and(live)
             .and_then(|()| change(&mut self.working, &key, &cause));
+        if matches!(result, Ok(true)) && over_budget(&mut self.change_bytes, &self.working, mark) {
+            let reason = format!(
+                "the event's changes take more than {} MiB; stopped at {call}",
+                MAX_CHANGE_BYTES / (1024 * 1024)
+            );
+            self.failure.get_or_insert(reason.clone());
+            return Err(reason);
+        }
         self.record_timer_action(call, rule, result)
     }
 

@@ -209,6 +209,31 @@ fn an_event_whose_changes_pass_the_budget_fails() {
     assert_eq!(inbox.outcome("e3").0, "applied");
 }
 
+/// The same budget holds for timers: a rule starting them by the
+/// thousand (long ids make each change large) fails its event on the
+/// budget, before it holds much memory.
+#[test]
+fn an_event_whose_timers_pass_the_budget_fails() {
+    let inbox = Inbox::new();
+    inbox.add_rule(
+        "flood",
+        "ticket.created",
+        "for i in 0..40000 { start_ticket_timer(event.ticket, `t${i}`, \"1h\"); }",
+    );
+    let (event, ticket) = ("e".repeat(500), "T".repeat(500));
+    inbox.send(&[
+        conversation_created("e1", "c1"),
+        ticket_created(&event, &ticket, "c1"),
+        conversation_created("e3", "c2"),
+    ]);
+    let (outcome, reason) = inbox.outcome(&event);
+    assert_eq!(outcome, "failed");
+    let reason = reason.unwrap();
+    assert!(reason.contains("changes take more than 32 MiB"), "{reason}");
+    assert_eq!(inbox.export()["timers"], serde_json::json!([]));
+    assert_eq!(inbox.outcome("e3").0, "applied");
+}
+
 /// A daemon killed during the same event, again and again (as the OOM
 /// killer would): the first death is inside a batch, which the next daemon
 /// then takes one event at a time; after three deaths during the event
