@@ -526,6 +526,16 @@ fn keep_fixed_settings(new: &mut RuleSet, current: &RuleSet) {
         );
         fresh.synchronous = old.synchronous;
     }
+    if fresh.http != old.http {
+        tracing::warn!("reload: [http] cannot change while running; restart inboxd to change it");
+        fresh.http = old.http.clone();
+    }
+    if fresh.webhooks != old.webhooks {
+        tracing::warn!(
+            "reload: [[webhook]] cannot change while running (each has its delivery thread); restart inboxd to change them"
+        );
+        fresh.webhooks = old.webhooks.clone();
+    }
 }
 
 fn log_warnings(rules: &RuleSet) {

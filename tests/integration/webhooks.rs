@@ -267,3 +267,21 @@ expect.notifications = [{ webhook = "hook", payload = { conversation = "c7" } }]
     assert_eq!(feed[0]["outcome"], "rejected");
     assert!(feed[0]["notifications"].as_array().unwrap().is_empty());
 }
+
+/// `[[webhook]]` is read at start, like `[store]`: a reload says so and
+/// keeps the webhooks the delivery threads serve.
+#[test]
+fn webhooks_cannot_change_while_running() {
+    let inbox = inbox_with_webhook("http://127.0.0.1:9/");
+    let _daemon = inbox.start(&[]);
+    let config = inbox.read("config/inboxd.toml");
+    inbox.write(
+        "config/inboxd.toml",
+        &format!("{config}\n[[webhook]]\nname = \"other\"\nurl = \"http://127.0.0.1:9/\"\nsecret_env = \"OTHER_SECRET\"\n"),
+    );
+    wait_until("the reload's warning", || {
+        inbox
+            .log()
+            .contains("[[webhook]] cannot change while running")
+    });
+}
