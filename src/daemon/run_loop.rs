@@ -27,7 +27,8 @@ use crate::domain::event::Event;
 use crate::engine::report::Outcome;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
-use crate::store::{Checkpointer, Queue, QueuePosition, Queued, Store, Transactions};
+use crate::store::sqlite::{open_for_daemon, Opened};
+use crate::store::{DaemonStore, EventQueue, QueuePosition, Queued};
 
 /// Events per transaction: many per commit is where throughput comes from
 /// (1,024 instead of 256: +15 % with a backlog, same latency at 1,000
@@ -48,13 +49,12 @@ pub fn load(config_file: &Path, rules_dir: Option<&Path>) -> anyhow::Result<Rule
 
 pub struct Daemon {
     config_file: PathBuf,
-    store: Rc<Store>,
-    queue: Queue,
+    store: Rc<dyn DaemonStore>,
+    queue: Box<dyn EventQueue>,
     /// How far the queue is processed, as last committed.
     position: Option<QueuePosition>,
     processor: Processor,
     watches: Option<Watches>,
-    checkpointer: Checkpointer,
     guard: PoisonGuard,
     health: Health,
     /// The wall clock: when events are processed, when rules are loaded.
@@ -89,7 +89,7 @@ impl Daemon {
             DaemonLock::acquire(&config.store_path)
         })?;
         let opened = match lock {
-            Some(lock) => patiently(control, &mut health, || open_store(config))?
+            Some(lock) => patiently(control, &mut health, || open_for_daemon(config))?
                 .map(|connections| (lock, connections)),
             None => None,
         };
@@ -109,7 +109,7 @@ impl Daemon {
     ) -> anyhow::Result<Daemon> {
         crate::store::create_directory_of(&rules.config.store_path)?;
         let lock = DaemonLock::acquire(&rules.config.store_path)?;
-        let opened = open_store(&rules.config)?;
+        let opened = open_for_daemon(&rules.config)?;
         Ok(Daemon::opened(config_file, rules, (lock, opened), health))
     }
 
@@ -125,7 +125,6 @@ impl Daemon {
             position,
         } = opened;
         let store_path = rules.config.store_path.clone();
-        let checkpointer = Checkpointer::start(store_path.clone());
         let real_path = std::fs::canonicalize(&store_path).unwrap_or_else(|_| store_path.clone());
         let guard = PoisonGuard::open(&real_path);
         tracing::info!(
@@ -140,11 +139,10 @@ impl Daemon {
         Daemon {
             config_file,
             store,
-            queue,
+            queue: Box::new(queue),
             position,
             processor,
             watches: None,
-            checkpointer,
             guard,
             health,
             clock,
@@ -177,13 +175,17 @@ impl Daemon {
     /// Tells `status` the daemon is up; call it once it watches its files,
     /// so that nothing saved after it is missed.
     pub fn announce(&self) -> anyhow::Result<()> {
-        announce(&self.store, self.clock.as_ref(), &self.rules().version)
+        announce(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            &self.rules().version,
+        )
     }
 
     /// `announce`, waiting out a store that is unavailable for now;
     /// `false` if asked to stop meanwhile.
     pub fn announce_patiently(&mut self, control: &Control) -> anyhow::Result<bool> {
-        let (store, clock) = (&self.store, self.clock.as_ref());
+        let (store, clock) = (self.store.as_ref(), self.clock.as_ref());
         let version = &self.processor.rules().version;
         let announced = patiently(control, &mut self.health, || {
             announce(store, clock, version)
@@ -351,11 +353,7 @@ impl Daemon {
         if !committed {
             let _ = self.store.rollback();
         }
-        if self.checkpointer.wants_restart() {
-            if let Err(e) = self.store.restart_wal() {
-                tracing::debug!("WAL restart skipped: {e}");
-            }
-        }
+        self.store.between_batches();
         result
     }
 
@@ -471,38 +469,8 @@ impl Daemon {
     }
 }
 
-/// The store's connections.
-struct Opened {
-    store: Rc<Store>,
-    queue: Queue,
-    position: Option<QueuePosition>,
-}
-
-/// Opens the database and its queue, and checks them; under the daemon
-/// lock.
-fn open_store(config: &Config) -> anyhow::Result<Opened> {
-    let store_path = &config.store_path;
-    let store = Rc::new(Store::open(store_path, config.synchronous)?);
-    store.check(store_path)?;
-    store.leave_checkpoints_to_others()?;
-    let queue = Queue::open(store_path, config.synchronous)?;
-    queue.acknowledge_lazily()?;
-    let moved = queue.adopt_legacy(&store)?;
-    if moved > 0 {
-        tracing::info!("moved {moved} queued event(s) to the queue's own file");
-    }
-    let position = store
-        .queue_position()
-        .context("cannot read how far the queue was processed")?;
-    Ok(Opened {
-        store,
-        queue,
-        position,
-    })
-}
-
 /// Tells `status` a daemon is up, with its live rules.
-fn announce(store: &Store, clock: &dyn Clock, version: &str) -> anyhow::Result<()> {
+fn announce(store: &dyn DaemonStore, clock: &dyn Clock, version: &str) -> anyhow::Result<()> {
     store
         .daemon_started(std::process::id(), &clock.now_rfc3339(), version)
         .context("cannot write the daemon status")

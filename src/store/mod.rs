@@ -14,7 +14,8 @@ pub mod sqlite;
 pub use error::{Result, StoreError, Trouble};
 pub use memory::MemoryStore;
 pub use roles::{
-    Batch, DoneEvents, EngineStore, Persist, Snapshot, StateRead, StateWrites, Transactions,
+    Batch, DaemonStore, DoneEvents, EngineStore, EventQueue, Persist, Snapshot, StateRead,
+    StateWrites, Transactions,
 };
 pub use sqlite::{
     beside, create_directory_of, deliveries_path, queue_path, AuditRow, Checkpointer, DaemonStatus,

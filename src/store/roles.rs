@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::domain::state::{Conversation, Ticket};
 use crate::domain::timer::{Timer, TimerKey, TimerRecord};
-use crate::store::{Recorded, RecordedConfig, Result};
+use crate::store::{QueuePosition, Queued, Recorded, RecordedConfig, Result};
 
 /// The state, as committed (and written in the open transaction).
 pub trait StateRead {
@@ -94,6 +94,32 @@ pub trait Transactions {
 /// Everything the engine needs of a store.
 pub trait EngineStore: StateRead + DoneEvents + Persist + Transactions {}
 impl<T: StateRead + DoneEvents + Persist + Transactions> EngineStore for T {}
+
+/// What the daemon asks of its store beyond the engine's: how far the
+/// queue is processed (written in the batch's transaction), what `status`
+/// shows of it, and housekeeping between batches.
+pub trait DaemonStore: EngineStore {
+    fn queue_position(&self) -> Result<Option<QueuePosition>>;
+    fn set_queue_position(&self, position: &QueuePosition) -> Result<()>;
+    fn daemon_started(&self, pid: u32, at: &str, ruleset: &str) -> Result<()>;
+    fn daemon_reloaded(&self, at: &str, ruleset: &str) -> Result<()>;
+    fn daemon_reload_refused(&self, error: Option<&str>) -> Result<()>;
+    /// Outside a transaction, between two batches.
+    fn between_batches(&self);
+}
+
+/// The queue, as the daemon consumes it.
+pub trait EventQueue {
+    /// The oldest `limit` entries after `position`, in order.
+    fn peek(&self, position: Option<&QueuePosition>, limit: usize) -> Result<Vec<Queued>>;
+    /// The position after processing up to `seq`.
+    fn position_at(&self, seq: i64) -> QueuePosition;
+    /// Takes processed entries off the queue (best effort: the position
+    /// says what is done).
+    fn acknowledge_through(&self, seq: i64) -> Result<()>;
+    /// How many entries wait, and when the oldest was enqueued.
+    fn backlog(&self, position: Option<&QueuePosition>) -> Result<(u64, Option<String>)>;
+}
 
 /// What a store can be read as, for a store in memory to lay its writes
 /// over (a dry-run over the live state).

@@ -9,7 +9,6 @@ use anyhow::Context;
 use super::{Daemon, IDLE_POLL};
 use crate::daemon::control::Control;
 use crate::daemon::tally::Tally;
-use crate::store::StateRead;
 
 impl Daemon {
     /// With nothing queued: the timers due by now, if any.

@@ -6,6 +6,7 @@
 
 mod audit;
 mod checkpoint;
+mod daemon_backend;
 mod deliveries;
 mod entities;
 mod error;
@@ -30,6 +31,7 @@ use crate::domain::config::Synchronous;
 use crate::store::{Persist, Result, StateWrites, StoreError, Transactions};
 pub use audit::AuditRow;
 pub use checkpoint::Checkpointer;
+pub use daemon_backend::{open_for_daemon, Opened};
 pub use deliveries::{deliveries_path, Deliveries, Delivery};
 pub use log::{LoggedEvent, OutcomeRow, Recorded};
 pub use queue::{queue_path, Queue, QueuePosition, Queued};
@@ -39,6 +41,8 @@ pub use status::DaemonStatus;
 /// A connection to the inboxd database.
 pub struct Store {
     conn: Connection,
+    /// The thread taking WAL checkpoints, for the daemon's store.
+    checkpointer: Option<Checkpointer>,
     /// Transactions rolled back on this connection so far, counted by
     /// SQLite's rollback hook: what was learned of the store before a
     /// rollback may be wrong after it.
@@ -169,7 +173,11 @@ impl Store {
         conn.rollback_hook(Some(move || {
             counter.fetch_add(1, Ordering::Relaxed);
         }));
-        Store { conn, rollbacks }
+        Store {
+            conn,
+            rollbacks,
+            checkpointer: None,
+        }
     }
 
     /// The connection itself, for tests that change the schema.
