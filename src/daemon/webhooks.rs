@@ -109,6 +109,7 @@ impl Sender {
     /// Sends every message due, then waits for the feed to grow.
     fn deliver_what_is_due(&self, agent: &ureq::Agent) -> anyhow::Result<()> {
         let store = Store::open(&self.config.store_path, self.config.synchronous)?;
+        let identity = store.identity()?;
         let progress = Deliveries::open(&self.config.store_path, self.config.synchronous)?;
         let mut delivery = progress.load(&self.hook.name)?;
         while !self.control.stopping() {
@@ -121,7 +122,8 @@ impl Sender {
                 .filter(|m| (m.cursor, m.part) > (delivery.cursor, delivery.part))
                 .collect();
             for message in &due {
-                if !self.send_until_done(agent, message, &mut delivery, &progress)? {
+                let id = message.id(&identity);
+                if !self.send_until_done(agent, message, &id, &mut delivery, &progress)? {
                     return Ok(()); // stopping
                 }
             }
@@ -147,6 +149,7 @@ impl Sender {
         &self,
         agent: &ureq::Agent,
         message: &Message,
+        id: &str,
         delivery: &mut Delivery,
         progress: &Deliveries,
     ) -> anyhow::Result<bool> {
@@ -154,7 +157,7 @@ impl Sender {
             if self.control.stopping() {
                 return Ok(false);
             }
-            match self.attempt(agent, message) {
+            match self.attempt(agent, message, id) {
                 Attempt::Delivered => {
                     self.count("delivered");
                     *delivery = Delivery {
@@ -176,7 +179,7 @@ impl Sender {
                     if self.hook.max_attempts.is_some_and(|max| attempts >= max) {
                         tracing::error!(
                             webhook = %self.hook.name,
-                            message = %message.id(),
+                            message = %id,
                             "given up after {attempts} attempts: {error}"
                         );
                         self.count("given_up");
@@ -192,7 +195,7 @@ impl Sender {
                     let wait = retry_after.unwrap_or_else(|| backoff(attempts));
                     tracing::warn!(
                         webhook = %self.hook.name,
-                        message = %message.id(),
+                        message = %id,
                         "attempt {attempts} failed: {error}; next in {}",
                         humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)))
                     );
@@ -205,7 +208,7 @@ impl Sender {
         }
     }
 
-    fn attempt(&self, agent: &ureq::Agent, message: &Message) -> Attempt {
+    fn attempt(&self, agent: &ureq::Agent, message: &Message, id: &str) -> Attempt {
         let timestamp = time::OffsetDateTime::now_utc();
         let body = serde_json::json!({
             "type": message.kind,
@@ -213,12 +216,11 @@ impl Sender {
             "data": message.data,
         })
         .to_string();
-        let id = message.id();
-        let signature = self.key.sign(&id, timestamp.unix_timestamp(), &body);
+        let signature = self.key.sign(id, timestamp.unix_timestamp(), &body);
         let sent = agent
             .post(&self.hook.url)
             .header("content-type", "application/json")
-            .header("webhook-id", &id)
+            .header("webhook-id", id)
             .header("webhook-timestamp", timestamp.unix_timestamp().to_string())
             .header("webhook-signature", &signature)
             .send(body.as_bytes());

@@ -61,9 +61,11 @@ pub struct Message {
 }
 
 impl Message {
-    /// Stable across retries: what lets a receiver skip a message sent twice.
-    pub fn id(&self) -> String {
-        format!("inboxd_{}_{}", self.cursor, self.part)
+    /// Stable across retries, what lets a receiver skip a message sent
+    /// twice: the store's identity (a store made anew numbers its feed from
+    /// 1 again), the cursor and the part.
+    pub fn id(&self, store: &str) -> String {
+        format!("inboxd_{store}_{}_{}", self.cursor, self.part)
     }
 }
 

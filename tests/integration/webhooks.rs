@@ -93,19 +93,24 @@ fn inbox_with_webhook(url: &str) -> Inbox {
     inbox
 }
 
-/// The message ids the feed holds for the webhook, in order.
+/// The message ids the feed holds for the webhook, in order:
+/// `inboxd_<store identity>_<cursor>_<part>`.
 fn expected_ids(inbox: &Inbox) -> Vec<String> {
+    let db = rusqlite::Connection::open(inbox.path("var/inboxd.db")).unwrap();
+    let store: String = db
+        .query_row("SELECT identity FROM store_identity", [], |r| r.get(0))
+        .unwrap();
     let mut ids = Vec::new();
     for entry in inbox.changes() {
         let cursor = entry["cursor"].as_i64().unwrap();
         let mut part = 0;
         if entry["outcome"] == "applied" && !entry["changes"].as_array().unwrap().is_empty() {
-            ids.push(format!("inboxd_{cursor}_{part}"));
+            ids.push(format!("inboxd_{store}_{cursor}_{part}"));
             part += 1;
         }
         for n in entry["notifications"].as_array().unwrap() {
             if n["webhook"] == "hook" {
-                ids.push(format!("inboxd_{cursor}_{part}"));
+                ids.push(format!("inboxd_{store}_{cursor}_{part}"));
                 part += 1;
             }
         }

@@ -132,6 +132,14 @@ impl Store {
         Ok(notifications + entries)
     }
 
+    /// This store's identity (random, made with the store).
+    pub fn identity(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT identity FROM store_identity WHERE id = 1")?
+            .query_row([], |r| r.get(0))?)
+    }
+
     /// The cursor of the last entry (0: none yet).
     pub fn last_cursor(&self) -> Result<i64> {
         Ok(self

@@ -138,6 +138,15 @@ CREATE TABLE timers (
 ) WITHOUT ROWID;
 CREATE INDEX timers_by_due ON timers(due, record, id, name);
 "#,
+    r#"
+-- Which store this is: a store made anew numbers its change feed from 1
+-- again, and webhook message ids must not repeat an older store's.
+CREATE TABLE store_identity (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    identity TEXT NOT NULL
+);
+INSERT INTO store_identity (id, identity) VALUES (1, lower(hex(randomblob(8))));
+"#,
 ];
 
 /// Brings the schema up to date, in one transaction.
