@@ -142,12 +142,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn processed(&self, outcome: Outcome) {
+    /// `count` more events with this outcome.
+    pub fn processed(&self, outcome: Outcome, count: u64) {
         self.processed
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.as_str(),
             })
-            .inc();
+            .inc_by(count);
     }
 
     pub fn rule_ran(&self, rule: &str) {
@@ -187,7 +188,7 @@ mod tests {
     #[test]
     fn the_named_metrics_are_rendered() {
         let metrics = Metrics::default();
-        metrics.processed(Outcome::Rejected);
+        metrics.processed(Outcome::Rejected, 1);
         metrics.rule_ran("cascade-close");
         metrics.reloaded("refused");
         metrics.event_duration.observe(0.002);

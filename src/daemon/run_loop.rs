@@ -375,7 +375,7 @@ impl Daemon {
             let _ = self.store.rollback();
             return Err(e).context("cannot record an event's outcome");
         }
-        self.metrics.processed(Outcome::Failed);
+        self.metrics.processed(Outcome::Failed, 1);
         self.processed_through(position);
         Ok(1)
     }
@@ -390,7 +390,7 @@ impl Daemon {
         let mut done = 0;
         let mut tally = Tally::default();
         let started = std::time::Instant::now();
-        let now = crate::domain::timer::due_text(self.clock.now());
+        let now = self.clock.now();
         for queued in batch {
             if control.stopping() || started.elapsed() > BATCH_TIME || done >= BATCH {
                 break;
@@ -399,7 +399,7 @@ impl Daemon {
             // One timeline: the timers due before the event happened (and
             // before now) fire first.
             let at = parsed.as_ref().ok().and_then(|e| e.at.as_deref());
-            let until = timeline::timeline_until(at, &now);
+            let until = crate::domain::timer::due_before(at, now);
             let fired = self.fire_timers(&until, BATCH - done, &mut tally)?;
             done += fired;
             if done >= BATCH {
@@ -427,6 +427,7 @@ impl Daemon {
         }
         if batch.is_empty() {
             // Nothing queued: the timers due by now.
+            let now = crate::domain::timer::due_text(now);
             done += self.fire_timers(&now, BATCH, &mut tally)?;
         }
         if done == 0 {

@@ -2,7 +2,7 @@
 //! `debug` (a failure at `error`), one line per batch, and the counts for
 //! the metrics.
 
-use crate::daemon::metrics::{Metrics, OutcomeLabel};
+use crate::daemon::metrics::Metrics;
 use crate::domain::outcome::Outcome;
 
 /// Each event's outcome at `debug`, but a failure (which needs someone)
@@ -35,12 +35,7 @@ impl Tally {
     pub fn count_into(&self, metrics: &Metrics) {
         for (outcome, n) in Outcome::ALL.iter().zip(self.counts) {
             if n > 0 {
-                metrics
-                    .processed
-                    .get_or_create(&OutcomeLabel {
-                        outcome: outcome.as_str(),
-                    })
-                    .inc_by(n as u64);
+                metrics.processed(*outcome, n as u64);
             }
         }
     }

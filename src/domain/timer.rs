@@ -96,6 +96,13 @@ pub fn due_text(at: OffsetDateTime) -> String {
     )
 }
 
+/// The one timeline: before an event, the timers due at or before the
+/// earlier of its `at` (if it has a readable one) and `now` fire.
+pub fn due_before(at: Option<&str>, now: OffsetDateTime) -> String {
+    let at = at.and_then(|at| crate::domain::event::parse_time(at).ok());
+    due_text(at.map_or(now, |at| at.min(now)))
+}
+
 /// The latest due time a timer may have, and the longest delay.
 const MAX_YEAR: i32 = 9999;
 

@@ -188,12 +188,7 @@ impl EventWork {
             .and(live)
             .and_then(|()| change(&mut self.working, &key, &cause));
         if matches!(result, Ok(true)) && over_budget(&mut self.change_bytes, &self.working, mark) {
-            let reason = format!(
-                "the event's changes take more than {} MiB; stopped at {call}",
-                MAX_CHANGE_BYTES / (1024 * 1024)
-            );
-            self.failure.get_or_insert(reason.clone());
-            return Err(reason);
+            return Err(self.fail_over_budget(&call));
         }
         self.record_timer_action(call, rule, result)
     }
@@ -341,12 +336,7 @@ impl EventWork {
         let mark = self.working.changes().len();
         match apply(&mut self.working, &kind, &self.stages, Mode::Action, &cause) {
             Ok(true) if over_budget(&mut self.change_bytes, &self.working, mark) => {
-                let reason = format!(
-                    "the event's changes take more than {} MiB; stopped at {call}",
-                    MAX_CHANGE_BYTES / (1024 * 1024)
-                );
-                self.failure.get_or_insert(reason.clone());
-                Err(reason)
+                Err(self.fail_over_budget(&call))
             }
             Ok(true) => {
                 self.derived_count += 1;
@@ -384,6 +374,16 @@ impl EventWork {
                 Err(reason)
             }
         }
+    }
+
+    /// Fails the event: its changes passed `MAX_CHANGE_BYTES` at `call`.
+    fn fail_over_budget(&mut self, call: &str) -> String {
+        let reason = format!(
+            "the event's changes take more than {} MiB; stopped at {call}",
+            MAX_CHANGE_BYTES / (1024 * 1024)
+        );
+        self.failure.get_or_insert(reason.clone());
+        reason
     }
 
     /// Names the rule whose `when` condition runs from now on (`None`:

@@ -584,20 +584,28 @@ mod tests {
         assert!(store.conversation("c1").unwrap().is_none());
     }
 
+    /// A SQLite store whose schema refuses, with `raise` (`ABORT, ...` or
+    /// `ROLLBACK, ...`), the conversation `bad` (one row) and any
+    /// association of `c2` (the second row of a ticket's creation).
+    fn sqlite_refusing(raise: &str) -> Rc<Store> {
+        let store = Rc::new(Store::open_in_memory().unwrap());
+        store
+            .connection()
+            .execute_batch(&format!(
+                "CREATE TRIGGER refuse_conversation BEFORE INSERT ON conversations
+                 WHEN NEW.id = 'bad' BEGIN SELECT RAISE({raise}); END;
+                 CREATE TRIGGER refuse_association BEFORE INSERT ON associations
+                 WHEN NEW.conversation = 'c2' BEGIN SELECT RAISE({raise}); END;"
+            ))
+            .unwrap();
+        store
+    }
+
     /// Events whose writes the schema refuses: one row (no savepoint) and
     /// two rows (under a savepoint).
     #[test]
     fn an_event_whose_writes_are_refused_fails_alone_and_leaves_nothing() {
-        let store = Rc::new(Store::open_in_memory().unwrap());
-        store
-            .connection()
-            .execute_batch(
-                "CREATE TRIGGER refuse_conversation BEFORE INSERT ON conversations
-                 WHEN NEW.id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END;
-                 CREATE TRIGGER refuse_association BEFORE INSERT ON associations
-                 WHEN NEW.conversation = 'c2' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-            )
-            .unwrap();
+        let store = sqlite_refusing("ABORT, 'refused'");
         let mut processor = processor(store.clone());
         store.begin().unwrap();
         let outcomes: Vec<Outcome> = [
@@ -622,16 +630,7 @@ mod tests {
     /// whole transaction back (I/O, a full disk).
     #[test]
     fn a_transaction_rolled_back_by_sqlite_fails_the_batch_and_records_nothing() {
-        let store = Rc::new(Store::open_in_memory().unwrap());
-        store
-            .connection()
-            .execute_batch(
-                "CREATE TRIGGER lose_conversation BEFORE INSERT ON conversations
-                 WHEN NEW.id = 'boom' BEGIN SELECT RAISE(ROLLBACK, 'disk gone'); END;
-                 CREATE TRIGGER lose_association BEFORE INSERT ON associations
-                 WHEN NEW.conversation = 'c2' BEGIN SELECT RAISE(ROLLBACK, 'disk gone'); END;",
-            )
-            .unwrap();
+        let store = sqlite_refusing("ROLLBACK, 'disk gone'");
         let mut processor = processor(store.clone());
         store.begin().unwrap();
         processor
@@ -644,7 +643,7 @@ mod tests {
         let first = r#"{"id":"e2","type":"conversation.created","conversation":"c1"}"#;
         for lost in [
             // One row: no savepoint.
-            r#"{"id":"e3","type":"conversation.created","conversation":"boom"}"#,
+            r#"{"id":"e3","type":"conversation.created","conversation":"bad"}"#,
             // Two rows (ticket and association): under a savepoint.
             r#"{"id":"e4","type":"ticket.created","ticket":"T","conversation":"c2"}"#,
         ] {

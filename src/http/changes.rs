@@ -8,8 +8,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 
-use super::producers::{authorize, blocking};
 use super::reply::{json, ApiError, ApiResult};
+use super::request::{authorize, blocking};
 use super::Api;
 
 /// Entries per page unless `limit` says, and at most.

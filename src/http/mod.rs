@@ -14,6 +14,7 @@ mod probes;
 mod producers;
 mod readers;
 mod reply;
+mod request;
 mod server;
 
 use std::sync::Arc;

@@ -12,49 +12,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 
-use super::auth::{bearer_matches, check_hubspot_v3, SignedRequest};
+use super::auth::{check_hubspot_v3, SignedRequest};
 use super::reply::{json, ApiError, ApiResult};
+use super::request::{authorize, blocking, body};
 use super::Api;
 use crate::domain::event::{now_rfc3339, Event};
 use crate::domain::event_lines::{parse_body, LineError, Staged};
-
-/// Refuses a request without the API's bearer token.
-pub fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &api.token else {
-        return Err(ApiError::unauthorized(format!(
-            "the API has no token: set {} in the daemon's environment",
-            api.http.token_env
-        )));
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok());
-    if bearer_matches(given, token) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized(
-            "missing or wrong bearer token (Authorization: Bearer <token>)",
-        ))
-    }
-}
-
-/// The body, or why it cannot be had (too large: 413).
-pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))
-}
-
-/// Runs blocking work (the store, the rules) off the runtime's threads.
-pub async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        tracing::error!("HTTP: a request's work stopped: {e}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the request's work stopped",
-        )
-    })?
-}
 
 fn bad_event(error: LineError) -> ApiError {
     ApiError {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
-use super::producers::{authorize, blocking};
 use super::reply::{json, ApiError, ApiResult};
+use super::request::{authorize, blocking};
 use super::Api;
 
 use crate::store::{StateRead, Store};

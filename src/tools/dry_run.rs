@@ -3,8 +3,8 @@
 
 use std::rc::Rc;
 
-use crate::domain::event::{parse_time, Event};
-use crate::domain::timer::due_text;
+use crate::domain::event::Event;
+use crate::domain::timer::due_before;
 use crate::engine::report::Report;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
@@ -26,8 +26,7 @@ pub fn simulate(
     let now = time::OffsetDateTime::now_utc();
     let mut reports = Vec::new();
     for event in events {
-        let at = event.at.as_deref().and_then(|at| parse_time(at).ok());
-        let until = due_text(at.map_or(now, |at| at.min(now)));
+        let until = due_before(event.at.as_deref(), now);
         reports.extend(processor.fire_due_timers(&until, usize::MAX)?);
         reports.push(processor.process(event, None)?);
     }

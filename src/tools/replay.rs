@@ -224,9 +224,7 @@ pub fn replay(
             }
             let processed_at = parse_time(&entry.processed_at)?;
             clock.set(processed_at);
-            let at = event.at.as_deref().and_then(|at| parse_time(at).ok());
-            let until =
-                crate::domain::timer::due_text(at.map_or(processed_at, |at| at.min(processed_at)));
+            let until = crate::domain::timer::due_before(event.at.as_deref(), processed_at);
             processor.fire_due_timers(&until, usize::MAX)?;
             let candidate = processor.process(&event, None)?;
             report.replayed += 1;

@@ -160,16 +160,18 @@ fn run_one(config: &Config, rules_dir: &Path, test: &RuleTest) -> Result<(), Str
             Step::Wait(wait) => {
                 let later = now + wait;
                 clock.set(later);
-                (later, None)
+                (crate::domain::timer::due_text(later), None)
             }
             Step::Event(mut event) => {
-                let now_text = crate::domain::clock::rfc3339(now);
-                let at = event.at.get_or_insert(now_text).clone();
-                let at = crate::domain::event::parse_time(&at).map_err(|e| e.to_string())?;
-                (at.min(now), Some(event))
+                event
+                    .at
+                    .get_or_insert_with(|| crate::domain::clock::rfc3339(now));
+                (
+                    crate::domain::timer::due_before(event.at.as_deref(), now),
+                    Some(event),
+                )
             }
         };
-        let until = crate::domain::timer::due_text(until);
         let fired = (processor.fire_due_timers(&until, usize::MAX)).map_err(|e| e.to_string())?;
         let processed = match event {
             Some(event) => Some(processor.process(&event, None).map_err(|e| e.to_string())?),

@@ -52,14 +52,3 @@ impl Daemon {
         wait.min(IDLE_POLL) + Duration::from_millis(1)
     }
 }
-
-/// Timers fire before an event if due at or before min(its `at`, now).
-pub(super) fn timeline_until(at: Option<&str>, now: &str) -> String {
-    let at = at
-        .and_then(|at| crate::domain::event::parse_time(at).ok())
-        .map(crate::domain::timer::due_text);
-    match at {
-        Some(at) if at.as_str() < now => at,
-        _ => now.to_string(),
-    }
-}
