@@ -71,7 +71,7 @@ pub fn changes(
 pub fn webhooks(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     let store = open_for_reading(&config)?;
-    let states = crate::daemon::webhooks::report(&config, &store)?;
+    let states = crate::daemon::webhooks::report(&config, store.as_ref())?;
     emit(format, &states, |states| {
         if states.is_empty() {
             return "no webhook in the config\n".to_string();

@@ -15,11 +15,12 @@ use crate::tools::export::Export;
 
 pub fn export(config_file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
-    let store = open_for_reading(&config)?;
-    if config.store_path.exists() {
-        store.check(&config.store_path)?;
+    if config.store_url.is_none() && config.store_path.exists() {
+        crate::store::Store::open(&config.store_path, config.synchronous)?
+            .check(&config.store_path)?;
     }
-    let export = Export::read(&store).context("cannot read the state")?;
+    let store = open_for_reading(&config)?;
+    let export = Export::read(store.as_ref()).context("cannot read the state")?;
     super::print(&format!("{}\n", serde_json::to_string_pretty(&export)?))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -55,22 +56,32 @@ pub fn events(
 pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     // Before the store is opened here (see `is_held`).
-    let running = DaemonLock::is_held(&config.store_path);
+    let mut running = DaemonLock::is_held(&config.store_path);
     let store = open_for_reading(&config)?;
+    let holder = match &config.store_url {
+        Some(url) => {
+            let pg = crate::store::postgres::PgStore::open(url.secret())?;
+            let holder = pg.holder().context("cannot read who holds the lease")?;
+            running = holder.is_some();
+            holder
+        }
+        None => None,
+    };
     let store_error = running
         .then(|| crate::daemon::health::Health::read(&config.store_path))
         .flatten();
     let status = Status {
         running,
+        holder,
         store_error,
         daemon: store
             .daemon_status()
             .context("cannot read the daemon status")?,
-        queued: queue_depth(&config, &store)?,
+        queued: queue_depth(&config)?,
         processed: store
             .outcome_counts()
             .context("cannot read the processed events")?,
-        webhooks: crate::daemon::webhooks::report(&config, &store)
+        webhooks: crate::daemon::webhooks::report(&config, store.as_ref())
             .context("cannot read the webhooks' progress")?,
     };
     emit(format, &status, Status::to_text)?;
@@ -80,6 +91,9 @@ pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
 #[derive(serde::Serialize)]
 struct Status {
     running: bool,
+    /// On PostgreSQL: the daemon holding the lease (`host:pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holder: Option<String>,
     /// The running daemon cannot use its store for now (full disk...).
     store_error: Option<crate::daemon::health::StoreTrouble>,
     daemon: Option<crate::store::DaemonStatus>,
@@ -92,9 +106,13 @@ struct Status {
 impl Status {
     fn to_text(&self) -> String {
         let mut out = String::new();
-        let daemon = match (&self.daemon, self.running) {
-            (Some(d), true) => format!("running (pid {}, since {})", d.pid, d.started_at),
-            (_, _) => "not running".to_string(),
+        let daemon = match (&self.daemon, self.running, &self.holder) {
+            (Some(d), true, Some(holder)) => {
+                format!("running ({holder} holds the lease, since {})", d.started_at)
+            }
+            (_, true, Some(holder)) => format!("running ({holder} holds the lease)"),
+            (Some(d), true, None) => format!("running (pid {}, since {})", d.pid, d.started_at),
+            _ => "not running".to_string(),
         };
         out.push_str(&format!("daemon:    {daemon}\n"));
         if let Some(trouble) = &self.store_error {
@@ -129,7 +147,7 @@ pub fn explain(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
-    let store = open_for_reading(&config)?;
+    let store = super::open_sqlite(&config, "explain")?;
     let explanation = crate::tools::explain::explain(&store, subject, id)?;
     emit(
         format,
@@ -141,7 +159,12 @@ pub fn explain(
 
 /// Events waiting in the queue (and in the table an older inboxd kept
 /// them in, until a daemon moves them); none if it was never written.
-fn queue_depth(config: &Config, store: &crate::store::Store) -> anyhow::Result<u64> {
+fn queue_depth(config: &Config) -> anyhow::Result<u64> {
+    if let Some(url) = &config.store_url {
+        let store = crate::store::postgres::PgStore::open(url.secret())?;
+        return store.depth().context("cannot read the queue");
+    }
+    let store = crate::store::Store::open_for_reading(&config.store_path, config.synchronous)?;
     let legacy = store.legacy_queue_len().context("cannot read the queue")?;
     if !crate::store::queue_path(&config.store_path).exists() {
         return Ok(legacy);
@@ -157,7 +180,6 @@ fn queue_depth(config: &Config, store: &crate::store::Store) -> anyhow::Result<u
 }
 
 pub fn timers(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
-    use crate::store::StateRead;
     let config = Config::load(config_file)?;
     let store = open_for_reading(&config)?;
     let timers = store.all_timers().context("cannot read the timers")?;

@@ -104,7 +104,15 @@ pub fn print(text: &str) -> anyhow::Result<()> {
 
 /// The store, or an empty one in memory if none was created yet, so that
 /// reading commands create nothing.
-pub fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
+pub fn open_for_reading(config: &Config) -> anyhow::Result<std::rc::Rc<dyn crate::store::Reader>> {
+    crate::store::open_reader(config)
+}
+
+/// The SQLite store, for the commands not built for PostgreSQL yet.
+pub fn open_sqlite(config: &Config, command: &str) -> anyhow::Result<Store> {
+    if let Some(url) = &config.store_url {
+        anyhow::bail!("`inboxd {command}` does not work on PostgreSQL yet (the store is {url})");
+    }
     Store::open_for_reading(&config.store_path, config.synchronous)
 }
 

@@ -10,7 +10,7 @@ use super::read_input;
 use crate::cli::InputFormat;
 use crate::domain::config::Config;
 use crate::domain::event::{now_rfc3339, Event};
-use crate::store::{Queue, Store};
+use crate::store::{Producer, Store};
 
 pub fn enqueue(
     config_file: &Path,
@@ -79,6 +79,9 @@ fn enqueue_lines(config: &Config, file: Option<&Path>, now: &str) -> anyhow::Res
 
 pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
+    if let Some(url) = &config.store_url {
+        anyhow::bail!("`inboxd retry` does not work on PostgreSQL yet (the store is {url})");
+    }
     if !config.store_path.exists() {
         anyhow::bail!(
             "no failed event: the store {} does not exist yet",
@@ -86,7 +89,7 @@ pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<Ex
         );
     }
     let store = Store::open(&config.store_path, config.synchronous)?;
-    let queue = open_queue(&config)?;
+    let queue = crate::store::Queue::open(&config.store_path, config.synchronous)?;
     let position = store
         .queue_position()
         .context("cannot read how far the queue was processed")?;
@@ -147,7 +150,7 @@ fn explain_write_error(error: anyhow::Error, config: &Config) -> anyhow::Error {
 /// made only when none runs, so that an `enqueue` beside a daemon does not
 /// grow slower with the history.
 fn check_store(config: &Config) -> anyhow::Result<()> {
-    if config.store_path.exists() && !daemon_runs(config) {
+    if config.store_url.is_none() && config.store_path.exists() && !daemon_runs(config) {
         Store::open(&config.store_path, config.synchronous)?.check(&config.store_path)?;
     }
     Ok(())
@@ -158,10 +161,6 @@ fn daemon_runs(config: &Config) -> bool {
 }
 
 /// The queue, checked unless a daemon runs (see `check_store`).
-fn open_queue(config: &Config) -> anyhow::Result<Queue> {
-    if daemon_runs(config) {
-        Queue::open_trusted(&config.store_path, config.synchronous)
-    } else {
-        Queue::open(&config.store_path, config.synchronous)
-    }
+fn open_queue(config: &Config) -> anyhow::Result<Producer> {
+    Producer::open(config, daemon_runs(config))
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::rc::Rc;
+
 
 use anyhow::Context;
 
@@ -23,9 +23,8 @@ pub fn dry_run(
     let (name, text) = read_input(file)?;
     let events =
         parse_batch(&text, &rules.config.stages).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    let store = Rc::new(open_for_reading(&rules.config)?);
-    let reports = store
-        .read_consistently(|_| crate::tools::dry_run::simulate(store.clone(), rules, &events))
+    let store = open_for_reading(&rules.config)?;
+    let reports = crate::tools::dry_run::simulate_on(store, rules, &events)
         .context("cannot read the store")?;
     emit(format, &reports, |reports| {
         reports.iter().map(Report::to_text).collect()
@@ -126,7 +125,7 @@ pub fn replay(
     // settings, stages (and rules, without --rules) only.
     let config = Config::load(config_file)?;
     let rules = crate::daemon::load(candidate.config.unwrap_or(config_file), candidate.rules)?;
-    let store = open_for_reading(&config)?;
+    let store = super::open_sqlite(&config, "replay")?;
     let candidate = crate::tools::replay::Candidate {
         rules,
         config_given: candidate.config.is_some(),

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod patience;
 pub mod poison_guard;
 pub mod run_loop;
+pub mod store_access;
 mod tally;
 pub mod watch;
 pub mod webhook_signature;

@@ -14,9 +14,9 @@ mod timeline;
 
 pub use crate::daemon::control::Control;
 use crate::daemon::health::Health;
-use crate::daemon::lock::DaemonLock;
 use crate::daemon::metrics::Metrics;
 use crate::daemon::patience::{patiently, Backoff};
+use crate::daemon::store_access::{self, Connected};
 use crate::daemon::poison_guard::{Attempt, PoisonGuard, Verdict};
 use crate::daemon::tally::{log_outcome, Tally};
 use crate::daemon::watch::Watches;
@@ -27,7 +27,6 @@ use crate::domain::event::Event;
 use crate::engine::report::Outcome;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
-use crate::store::sqlite::{open_for_daemon, Opened};
 use crate::store::{DaemonStore, EventQueue, QueuePosition, Queued};
 
 /// Events per transaction: many per commit is where throughput comes from
@@ -60,77 +59,62 @@ pub struct Daemon {
     /// The wall clock: when events are processed, when rules are loaded.
     clock: Rc<dyn Clock>,
     metrics: Arc<Metrics>,
-    _lock: DaemonLock,
+    /// What the store needs kept alive (its lock, its listener).
+    _keep: Box<dyn std::any::Any>,
 }
 
 impl Daemon {
-    /// Loads the rules, takes the database's daemon lock and opens it.
+    /// Loads the rules and opens the store, at once: an error if it cannot
+    /// (`run --drain`).
     pub fn start(config_file: PathBuf) -> anyhow::Result<Daemon> {
         let rules = load(&config_file, None)?;
         let _ = crate::store::create_directory_of(&rules.config.store_path);
         let health = Health::create(&rules.config.store_path);
-        Daemon::with_rules(config_file, rules, health)
+        let connected = store_access::open_now(&rules.config)?;
+        Ok(Daemon::opened(config_file, rules, connected, health))
     }
 
     /// `start`, waiting out a store that is unavailable for now (a full
-    /// disk), and announced; `None` if asked to stop meanwhile.
+    /// disk, a server restarting) and, on PostgreSQL, standing by while
+    /// another daemon holds the lease; `None` if asked to stop meanwhile.
     pub fn start_patiently(
         config_file: PathBuf,
-        control: &Control,
+        control: &Arc<Control>,
     ) -> anyhow::Result<Option<Daemon>> {
         let rules = load(&config_file, None)?;
         let _ = crate::store::create_directory_of(&rules.config.store_path);
         let mut health = Health::create(&rules.config.store_path);
-        // The lock first, and kept while waiting: `status` says a daemon
-        // runs, and no other one starts meanwhile.
-        let config = &rules.config;
-        let lock = patiently(control, &mut health, || {
-            crate::store::create_directory_of(&config.store_path)?;
-            DaemonLock::acquire(&config.store_path)
-        })?;
-        let opened = match lock {
-            Some(lock) => patiently(control, &mut health, || open_for_daemon(config))?
-                .map(|connections| (lock, connections)),
-            None => None,
-        };
-        let Some(opened) = opened else {
+        let Some(connected) = store_access::open_patiently(&rules.config, control, &mut health)?
+        else {
             health.remove();
             return Ok(None);
         };
-        let daemon = Daemon::opened(config_file, rules, opened, health);
-        Ok(Some(daemon))
-    }
-
-    /// A daemon on rules already loaded from `config_file`.
-    pub fn with_rules(
-        config_file: PathBuf,
-        rules: RuleSet,
-        health: Health,
-    ) -> anyhow::Result<Daemon> {
-        crate::store::create_directory_of(&rules.config.store_path)?;
-        let lock = DaemonLock::acquire(&rules.config.store_path)?;
-        let opened = open_for_daemon(&rules.config)?;
-        Ok(Daemon::opened(config_file, rules, (lock, opened), health))
+        Ok(Some(Daemon::opened(config_file, rules, connected, health)))
     }
 
     fn opened(
         config_file: PathBuf,
         rules: RuleSet,
-        (lock, opened): (DaemonLock, Opened),
+        connected: Connected,
         health: Health,
     ) -> Daemon {
-        let Opened {
+        let Connected {
             store,
             queue,
             position,
-        } = opened;
+            keep,
+        } = connected;
         let store_path = rules.config.store_path.clone();
         let real_path = std::fs::canonicalize(&store_path).unwrap_or_else(|_| store_path.clone());
         let guard = PoisonGuard::open(&real_path);
+        let shown = match &rules.config.store_url {
+            Some(url) => url.to_string(),
+            None => store_path.display().to_string(),
+        };
         tracing::info!(
             ruleset = %rules.version,
             rules = rules.rules.len(),
-            store = %store_path.display(),
+            store = %shown,
             "inboxd started"
         );
         log_warnings(&rules);
@@ -139,7 +123,7 @@ impl Daemon {
         Daemon {
             config_file,
             store,
-            queue: Box::new(queue),
+            queue,
             position,
             processor,
             watches: None,
@@ -147,7 +131,7 @@ impl Daemon {
             health,
             clock,
             metrics: Arc::default(),
-            _lock: lock,
+            _keep: keep,
         }
     }
 
@@ -488,6 +472,10 @@ fn keep_fixed_settings(new: &mut RuleSet, current: &RuleSet) {
             fresh.store_path.display()
         );
         fresh.store_path = old.store_path.clone();
+    }
+    if fresh.store_url != old.store_url {
+        tracing::warn!("reload: [store] url cannot change while running; restart inboxd to change it");
+        fresh.store_url = old.store_url.clone();
     }
     if fresh.synchronous != old.synchronous {
         tracing::warn!(

@@ -13,6 +13,7 @@ use crate::daemon::webhook_signature::SigningKey;
 use crate::daemon::Control;
 use crate::domain::config::{Config, WebhookConfig};
 use crate::domain::feed::{messages, Message};
+use crate::store::Reader;
 use crate::store::{Deliveries, Delivery, Store};
 
 /// A receiver has this long to answer.
@@ -332,12 +333,12 @@ impl WebhookState {
 
 /// Every configured webhook's state, read from the store and the progress
 /// file (creating neither).
-pub fn report(config: &Config, store: &Store) -> anyhow::Result<Vec<WebhookState>> {
+pub fn report(config: &Config, store: &dyn Reader) -> anyhow::Result<Vec<WebhookState>> {
     config
         .webhooks
         .iter()
         .map(|hook| {
-            let delivery = Deliveries::read(&config.store_path, &hook.name)?;
+            let delivery = store.delivery(&hook.name)?;
             let lag = store.messages_due(delivery.cursor, &hook.name, hook.changes)?;
             Ok(WebhookState {
                 name: hook.name.clone(),

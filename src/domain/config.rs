@@ -25,7 +25,11 @@ pub const DEFAULT_PATH: &str = "config/inboxd.toml";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub file: PathBuf,
+    /// The SQLite database; with `store_url`, where this daemon keeps its
+    /// own files (health report, poison guard) beside it.
     pub store_path: PathBuf,
+    /// `[store] url` (or `INBOXD_STORE_URL`): the store is on PostgreSQL.
+    pub store_url: Option<StoreUrl>,
     pub synchronous: Synchronous,
     pub rules_dir: PathBuf,
     pub max_cascade_depth: usize,
@@ -38,6 +42,44 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// `[[webhook]]`: where decisions and notifications are sent.
     pub webhooks: Vec<WebhookConfig>,
+}
+
+/// The environment variable that overrides `[store] url`.
+pub const STORE_URL_ENV: &str = "INBOXD_STORE_URL";
+
+/// A PostgreSQL URL. It may hold a password: it is never printed whole
+/// (`Debug` and `Display` show it without).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    pub fn new(url: String) -> Result<StoreUrl, String> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err("must start with postgresql:// (PostgreSQL is the only server store)".into());
+        }
+        Ok(StoreUrl(url))
+    }
+
+    /// The URL itself, password included: for connecting only.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    /// Without user info or parameters: `postgresql://host:port/db`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("postgresql", &self.0));
+        let rest = rest.split('?').next().unwrap_or("");
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        write!(f, "{scheme}://{rest}")
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({self})")
+    }
 }
 
 /// SQLite's `synchronous` setting: what a commit waits for.
@@ -84,6 +126,8 @@ struct RawStore {
     #[serde(default = "default_store_path")]
     path: PathBuf,
     #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
     synchronous: Synchronous,
 }
 
@@ -91,6 +135,7 @@ impl Default for RawStore {
     fn default() -> Self {
         RawStore {
             path: default_store_path(),
+            url: None,
             synchronous: Synchronous::default(),
         }
     }
@@ -173,7 +218,14 @@ impl Config {
     pub fn load(file: &Path) -> Result<Config, Diagnostic> {
         let text = crate::regular_file::read(file)
             .map_err(|e| Diagnostic::file(file, format!("cannot read the config file: {e}")))?;
-        Self::parse(file, &text)
+        let mut config = Self::parse(file, &text)?;
+        if let Some(url) = std::env::var(STORE_URL_ENV).ok().filter(|u| !u.is_empty()) {
+            config.store_url = Some(
+                StoreUrl::new(url)
+                    .map_err(|e| Diagnostic::file(file, format!("{STORE_URL_ENV}: {e}")))?,
+            );
+        }
+        Ok(config)
     }
 
     /// Checks `text` as the content of `file`.
@@ -203,6 +255,12 @@ impl Config {
         Ok(Config {
             file: file.to_path_buf(),
             store_path: base.join(raw.store.path),
+            store_url: raw
+                .store
+                .url
+                .map(StoreUrl::new)
+                .transpose()
+                .map_err(|e| Diagnostic::file(file, format!("[store] url: {e}")))?,
             synchronous: raw.store.synchronous,
             rules_dir: base.join(raw.rules.dir),
             max_cascade_depth: raw.rules.max_cascade_depth,

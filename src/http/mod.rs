@@ -24,7 +24,7 @@ pub use server::{bind, serve};
 
 use crate::daemon::{Control, Metrics};
 use crate::domain::config::{Config, HttpConfig};
-use crate::store::{Queue, Store};
+use crate::store::{open_sendable_reader, Producer, Reader};
 use pool::Pool;
 
 /// The largest request body accepted.
@@ -39,8 +39,8 @@ pub struct Api {
     hubspot_secret: Option<String>,
     control: Arc<Control>,
     metrics: Arc<Metrics>,
-    queues: Pool<Queue>,
-    stores: Pool<Store>,
+    queues: Pool<Producer>,
+    stores: Pool<Box<dyn Reader + Send>>,
 }
 
 impl Api {
@@ -50,12 +50,11 @@ impl Api {
         let http = config.http.clone()?;
         let token = secret(&http.token_env);
         let hubspot_secret = secret(&http.hubspot_secret_env);
-        let (store_path, synchronous) = (config.store_path.clone(), config.synchronous);
-        let queue_path = store_path.clone();
+        let (for_queues, for_stores) = (config.clone(), config.clone());
         Some(Api {
             // The daemon checked its queue when it started.
-            queues: Pool::new(move || Queue::open_trusted(&queue_path, synchronous)),
-            stores: Pool::new(move || Store::open(&store_path, synchronous)),
+            queues: Pool::new(move || Producer::open(&for_queues, true)),
+            stores: Pool::new(move || open_sendable_reader(&for_stores)),
             config,
             http,
             token,

@@ -4,7 +4,7 @@
 //! Every body is checked whole before anything is queued, and queued in
 //! one transaction: a refused request leaves the queue as it was.
 
-use std::rc::Rc;
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -34,7 +34,7 @@ fn enqueue(api: &Api, events: Vec<Event>, now: &str) -> Result<(), ApiError> {
     }
     let staged = events.into_iter().map(|event| Ok(Staged::from(event)));
     api.queues
-        .with(|queue| queue.enqueue_staged(staged, now, || {}))
+        .with(|producer| producer.enqueue_staged(staged, now, || {}))
         .map_err(|e| ApiError::unavailable(&e))?;
     api.control.wake();
     Ok(())
@@ -148,11 +148,8 @@ pub async fn post_dry_run(
         let now = now_rfc3339();
         let events = parse_body(&bytes, &rules.config.stages, &now).map_err(bad_event)?;
         let store =
-            crate::store::Store::open_for_reading(&api.config.store_path, api.config.synchronous)
-                .map_err(|e| ApiError::unavailable(&e))?;
-        let store = Rc::new(store);
-        let reports = store
-            .read_consistently(|_| crate::tools::dry_run::simulate(store.clone(), rules, &events))
+            crate::store::open_reader(&api.config).map_err(|e| ApiError::unavailable(&e))?;
+        let reports = crate::tools::dry_run::simulate_on(store, rules, &events)
             .map_err(|e| ApiError::unavailable(&e.into()))?;
         serde_json::to_value(reports)
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))

@@ -10,7 +10,7 @@ use super::reply::{json, ApiError, ApiResult};
 use super::request::{authorize, blocking};
 use super::Api;
 
-use crate::store::{StateRead, Store};
+use crate::store::Reader;
 
 pub async fn get_conversation(
     State(api): State<Arc<Api>>,
@@ -37,11 +37,11 @@ async fn record<T: serde::Serialize + Send + 'static>(
     headers: &HeaderMap,
     id: String,
     kind: &'static str,
-    read: fn(&Store, &str) -> crate::store::Result<Option<T>>,
+    read: fn(&dyn Reader, &str) -> crate::store::Result<Option<T>>,
 ) -> ApiResult {
     authorize(&api, headers)?;
     let found = blocking(move || {
-        let read = api.stores.with(|store| Ok(read(store, &id)?));
+        let read = api.stores.with(|store| Ok(read(store.as_ref(), &id)?));
         read.map_err(|e| ApiError::unavailable(&e))?
             .ok_or_else(|| ApiError::not_found(format!("no {kind} {id}")))
     })

@@ -6,13 +6,19 @@
 //! - `memory`: for rule tests, engine tests, and dry-runs laid over a
 //!   snapshot of another store.
 
+mod audit_fields;
 mod error;
 pub mod memory;
+pub mod postgres;
+mod producer;
+mod reader;
 mod roles;
 pub mod sqlite;
 
 pub use error::{Result, StoreError, Trouble};
 pub use memory::MemoryStore;
+pub use producer::Producer;
+pub use reader::{open_reader, open_sendable_reader, Reader, SqliteReader};
 pub use roles::{
     Batch, DaemonStore, DoneEvents, EngineStore, EventQueue, Persist, Snapshot, StateRead,
     StateWrites, Transactions,

@@ -32,3 +32,21 @@ pub fn simulate(
     }
     Ok(reports)
 }
+
+/// `simulate` on one consistent snapshot of `store` (a read-only
+/// transaction, rolled back after).
+pub fn simulate_on(
+    store: Rc<dyn crate::store::Reader>,
+    rules: RuleSet,
+    events: &[Event],
+) -> crate::store::Result<Vec<Report>> {
+    let mut rules = Some(rules);
+    let mut reports = Vec::new();
+    let snapshot: Rc<dyn Snapshot> = store.clone();
+    store.consistently(&mut || {
+        let rules = rules.take().expect("read once");
+        reports = simulate(snapshot.clone(), rules, events)?;
+        Ok(())
+    })?;
+    Ok(reports)
+}

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::domain::state::{Conversation, Ticket};
-use crate::store::{StateRead, Store};
+use crate::store::{Reader, StateRead};
 
 #[derive(Debug, Serialize)]
 pub struct Export {
@@ -20,8 +20,13 @@ pub struct Export {
 impl Export {
     /// Reads the state in one read transaction, so that it is consistent
     /// while the daemon writes.
-    pub fn read(store: &Store) -> crate::store::Result<Export> {
-        store.read_consistently(|store| Export::of(store))
+    pub fn read(store: &dyn Reader) -> crate::store::Result<Export> {
+        let mut export = None;
+        store.consistently(&mut || {
+            export = Some(Export::of(store)?);
+            Ok(())
+        })?;
+        Ok(export.expect("read in the transaction"))
     }
 
     /// The state of any store, as it is now.

@@ -5,7 +5,7 @@
 
 use rusqlite::params;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{Result, Store};
 use crate::domain::change::{Change, Entity};
@@ -36,15 +36,7 @@ impl Store {
             "INSERT INTO audit (processed, cause, rule, chain, entity, entity_id, fields)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        let same_row = |a: &Change, b: &Change| {
-            a.event == b.event && a.entity == b.entity && a.id == b.id && a.rule == b.rule
-        };
-        for group in changes.chunk_by(same_row) {
-            let first = &group[0];
-            let fields: Vec<Value> = group
-                .iter()
-                .map(|c| json!([c.field, c.before, c.after]))
-                .collect();
+        for (first, fields) in crate::store::audit_fields::rows(changes) {
             insert.execute(params![
                 processed,
                 first.event,
@@ -52,7 +44,7 @@ impl Store {
                 first.chain,
                 first.entity.as_str(),
                 first.id,
-                Value::Array(fields).to_string()
+                fields
             ])?;
         }
         Ok(())
@@ -118,7 +110,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (row, fields) = row?;
-            for (field, before, after) in parse_fields(&fields) {
+            for (field, before, after) in crate::store::audit_fields::parse(&fields) {
                 out.push(AuditRow {
                     field,
                     before,
@@ -162,40 +154,3 @@ pub(super) fn audit_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, Change, Str
     Ok((r.get(0)?, change, r.get(6)?))
 }
 
-/// One change per field of each audit row, with the row's `processed`.
-pub(super) fn expand(rows: Vec<(i64, Change, String)>) -> Vec<(i64, Change)> {
-    let mut out = Vec::new();
-    for (processed, change, fields) in rows {
-        for (field, before, after) in parse_fields(&fields) {
-            out.push((
-                processed,
-                Change {
-                    field,
-                    before,
-                    after,
-                    ..change.clone()
-                },
-            ));
-        }
-    }
-    out
-}
-
-/// `[[field, before, after], ...]`, as `insert_audit` writes it.
-fn parse_fields(text: &str) -> Vec<(String, Value, Value)> {
-    let Ok(Value::Array(items)) = serde_json::from_str(text) else {
-        return Vec::new();
-    };
-    items
-        .into_iter()
-        .filter_map(|item| match item {
-            Value::Array(mut parts) if parts.len() == 3 => {
-                let after = parts.pop()?;
-                let before = parts.pop()?;
-                let field = parts.pop()?.as_str()?.to_string();
-                Some((field, before, after))
-            }
-            _ => None,
-        })
-        .collect()
-}

@@ -91,7 +91,7 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?
             .into_iter()
             .peekable();
-        let mut changes = super::audit::expand(std::mem::take(&mut audit))
+        let mut changes = crate::store::audit_fields::expand(std::mem::take(&mut audit))
             .into_iter()
             .peekable();
         let mut out = Vec::with_capacity(entries.len());
@@ -150,7 +150,7 @@ impl Store {
 }
 
 /// The `at` of an event's JSON, if it says one.
-fn event_at(body: &str) -> Option<String> {
+pub(crate) fn event_at(body: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct At {
         at: Option<String>,

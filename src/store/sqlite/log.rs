@@ -264,7 +264,7 @@ impl Store {
             if let Some(Err(_)) = audit_rows.peek() {
                 audit_rows.next().expect("peeked").map_err(sql)?;
             }
-            event.changes = super::audit::expand(own)
+            event.changes = crate::store::audit_fields::expand(own)
                 .into_iter()
                 .map(|(_, change)| change)
                 .collect();

@@ -10,7 +10,7 @@ mod daemon_backend;
 mod deliveries;
 mod entities;
 mod error;
-mod feed;
+pub(crate) mod feed;
 mod log;
 mod queue;
 mod rulesets;

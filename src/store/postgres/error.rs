@@ -1,0 +1,31 @@
+//! PostgreSQL's errors, sorted for the daemon: a lost connection or a
+//! server shutting down is transient (it reconnects); a read-only server
+//! (a standby) refuses writes; the rest is for a human.
+
+use crate::store::{StoreError, Trouble};
+
+pub fn from_pg(e: postgres::Error) -> StoreError {
+    let trouble = match e.code() {
+        // No SQLSTATE: the connection or its I/O failed.
+        None => Trouble::Transient,
+        Some(code) => {
+            let class = &code.code()[..2];
+            match class {
+                // connection exceptions, insufficient resources, operator
+                // intervention (shutdown), serialization failures/deadlocks
+                "08" | "53" | "57" | "40" => Trouble::Transient,
+                _ if code == &postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => {
+                    Trouble::ReadOnly
+                }
+                _ => Trouble::Other,
+            }
+        }
+    };
+    StoreError::backend(trouble, e)
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> StoreError {
+        from_pg(e)
+    }
+}

@@ -1,0 +1,194 @@
+//! What the commands, the HTTP API and the webhooks read of a store,
+//! whichever backend holds it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::domain::config::Config;
+use crate::domain::feed::FeedEntry;
+use crate::domain::outcome::Outcome;
+use crate::store::postgres::PgStore;
+use crate::store::{
+    DaemonStatus, Deliveries, Delivery, DoneEvents, OutcomeRow, QueuePosition, Result, Snapshot,
+    StateRead, Store,
+};
+
+/// A store as the read commands see it.
+pub trait Reader: Snapshot {
+    /// Processed events in order, optionally only one outcome.
+    fn outcomes(&self, outcome: Option<Outcome>) -> Result<Vec<OutcomeRow>>;
+    /// The processed rows of one event id.
+    fn outcomes_of(&self, event_id: &str) -> Result<Vec<OutcomeRow>>;
+    fn outcome_counts(&self) -> Result<BTreeMap<String, u64>>;
+    fn daemon_status(&self) -> Result<Option<DaemonStatus>>;
+    /// How far the queue is processed.
+    fn queue_position(&self) -> Result<Option<QueuePosition>>;
+    /// Up to `limit` feed entries after the cursor `after`.
+    fn feed(&self, after: i64, limit: usize) -> Result<Vec<FeedEntry>>;
+    fn last_cursor(&self) -> Result<i64>;
+    fn identity(&self) -> Result<String>;
+    /// Messages one webhook has yet to send after the cursor `after`.
+    fn messages_due(&self, after: i64, webhook: &str, changes: bool) -> Result<u64>;
+    /// One webhook's delivery progress.
+    fn delivery(&self, webhook: &str) -> anyhow::Result<Delivery>;
+    /// Runs `read` on one consistent snapshot.
+    fn consistently(&self, read: &mut dyn FnMut() -> Result<()>) -> Result<()>;
+}
+
+/// The configured store, to read: SQLite's file (an empty store in memory
+/// if none was created yet, so that readers create nothing), or the
+/// PostgreSQL database.
+pub fn open_reader(config: &Config) -> anyhow::Result<Rc<dyn Reader>> {
+    let reader: Rc<dyn Reader + Send> = Rc::from(open_sendable_reader(config)?);
+    Ok(reader)
+}
+
+/// `open_reader`, for a pool shared between threads.
+pub fn open_sendable_reader(config: &Config) -> anyhow::Result<Box<dyn Reader + Send>> {
+    Ok(match &config.store_url {
+        Some(url) => Box::new(PgStore::open(url.secret())?),
+        None => Box::new(SqliteReader {
+            store: Store::open_for_reading(&config.store_path, config.synchronous)?,
+            path: config.store_path.clone(),
+        }),
+    })
+}
+
+/// The SQLite store with where its files are (the webhooks' progress is
+/// kept beside it).
+pub struct SqliteReader {
+    pub store: Store,
+    path: PathBuf,
+}
+
+macro_rules! state_read_by {
+    ($ty:ty, $field:ident) => {
+        impl StateRead for $ty {
+            fn conversation(&self, id: &str) -> Result<Option<crate::domain::state::Conversation>> {
+                self.$field.conversation(id)
+            }
+            fn ticket(&self, id: &str) -> Result<Option<crate::domain::state::Ticket>> {
+                self.$field.ticket(id)
+            }
+            fn is_blocked(&self, contact: &str) -> Result<bool> {
+                self.$field.is_blocked(contact)
+            }
+            fn all_conversations(&self) -> Result<Vec<crate::domain::state::Conversation>> {
+                self.$field.all_conversations()
+            }
+            fn all_tickets(&self) -> Result<Vec<crate::domain::state::Ticket>> {
+                self.$field.all_tickets()
+            }
+            fn blocked_contacts(&self) -> Result<Vec<String>> {
+                self.$field.blocked_contacts()
+            }
+            fn timer(&self, key: &crate::domain::timer::TimerKey) -> Result<Option<String>> {
+                self.$field.timer(key)
+            }
+            fn timers_of(
+                &self,
+                record: crate::domain::timer::TimerRecord,
+                id: &str,
+            ) -> Result<Vec<crate::domain::timer::Timer>> {
+                self.$field.timers_of(record, id)
+            }
+            fn due_timers(
+                &self,
+                until: &str,
+                limit: usize,
+            ) -> Result<Vec<crate::domain::timer::Timer>> {
+                self.$field.due_timers(until, limit)
+            }
+            fn all_timers(&self) -> Result<Vec<crate::domain::timer::Timer>> {
+                self.$field.all_timers()
+            }
+            fn next_timer_due(&self) -> Result<Option<String>> {
+                self.$field.next_timer_due()
+            }
+        }
+
+        impl DoneEvents for $ty {
+            fn is_done(&self, event_id: &str) -> Result<bool> {
+                self.$field.is_done(event_id)
+            }
+            fn done_among(&self, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
+                self.$field.done_among(ids)
+            }
+        }
+    };
+}
+
+state_read_by!(SqliteReader, store);
+
+impl Reader for SqliteReader {
+    fn outcomes(&self, outcome: Option<Outcome>) -> Result<Vec<OutcomeRow>> {
+        self.store.outcomes(outcome)
+    }
+    fn outcomes_of(&self, event_id: &str) -> Result<Vec<OutcomeRow>> {
+        self.store.outcomes_of(event_id)
+    }
+    fn outcome_counts(&self) -> Result<BTreeMap<String, u64>> {
+        self.store.outcome_counts()
+    }
+    fn daemon_status(&self) -> Result<Option<DaemonStatus>> {
+        self.store.daemon_status()
+    }
+    fn queue_position(&self) -> Result<Option<QueuePosition>> {
+        self.store.queue_position()
+    }
+    fn feed(&self, after: i64, limit: usize) -> Result<Vec<FeedEntry>> {
+        self.store.feed(after, limit)
+    }
+    fn last_cursor(&self) -> Result<i64> {
+        self.store.last_cursor()
+    }
+    fn identity(&self) -> Result<String> {
+        self.store.identity()
+    }
+    fn messages_due(&self, after: i64, webhook: &str, changes: bool) -> Result<u64> {
+        self.store.messages_due(after, webhook, changes)
+    }
+    fn delivery(&self, webhook: &str) -> anyhow::Result<Delivery> {
+        Deliveries::read(&self.path, webhook)
+    }
+    fn consistently(&self, read: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        self.store.read_consistently(|_| read())
+    }
+}
+
+impl Reader for PgStore {
+    fn outcomes(&self, outcome: Option<Outcome>) -> Result<Vec<OutcomeRow>> {
+        PgStore::outcomes(self, outcome)
+    }
+    fn outcomes_of(&self, event_id: &str) -> Result<Vec<OutcomeRow>> {
+        PgStore::outcomes_of(self, event_id)
+    }
+    fn outcome_counts(&self) -> Result<BTreeMap<String, u64>> {
+        PgStore::outcome_counts(self)
+    }
+    fn daemon_status(&self) -> Result<Option<DaemonStatus>> {
+        PgStore::daemon_status(self)
+    }
+    fn queue_position(&self) -> Result<Option<QueuePosition>> {
+        PgStore::queue_position(self)
+    }
+    fn feed(&self, after: i64, limit: usize) -> Result<Vec<FeedEntry>> {
+        PgStore::feed(self, after, limit)
+    }
+    fn last_cursor(&self) -> Result<i64> {
+        PgStore::last_cursor(self)
+    }
+    fn identity(&self) -> Result<String> {
+        PgStore::identity(self)
+    }
+    fn messages_due(&self, after: i64, webhook: &str, changes: bool) -> Result<u64> {
+        PgStore::messages_due(self, after, webhook, changes)
+    }
+    fn delivery(&self, webhook: &str) -> anyhow::Result<Delivery> {
+        Ok(PgStore::delivery(self, webhook)?)
+    }
+    fn consistently(&self, read: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        self.read_consistently(|_| read())
+    }
+}
