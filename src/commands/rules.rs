@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-
 use anyhow::Context;
 
 use super::{emit, open_for_reading, read_input};

@@ -16,8 +16,8 @@ pub use crate::daemon::control::Control;
 use crate::daemon::health::Health;
 use crate::daemon::metrics::Metrics;
 use crate::daemon::patience::{patiently, Backoff};
-use crate::daemon::store_access::{self, Connected};
 use crate::daemon::poison_guard::{Attempt, PoisonGuard, Verdict};
+use crate::daemon::store_access::{self, Connected};
 use crate::daemon::tally::{log_outcome, Tally};
 use crate::daemon::watch::Watches;
 use crate::domain::clock::{Clock, SystemClock};
@@ -474,7 +474,9 @@ fn keep_fixed_settings(new: &mut RuleSet, current: &RuleSet) {
         fresh.store_path = old.store_path.clone();
     }
     if fresh.store_url != old.store_url {
-        tracing::warn!("reload: [store] url cannot change while running; restart inboxd to change it");
+        tracing::warn!(
+            "reload: [store] url cannot change while running; restart inboxd to change it"
+        );
         fresh.store_url = old.store_url.clone();
     }
     if fresh.synchronous != old.synchronous {

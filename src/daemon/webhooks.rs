@@ -13,8 +13,7 @@ use crate::daemon::webhook_signature::SigningKey;
 use crate::daemon::Control;
 use crate::domain::config::{Config, WebhookConfig};
 use crate::domain::feed::{messages, Message};
-use crate::store::Reader;
-use crate::store::{Deliveries, Delivery, Store};
+use crate::store::{open_progress, open_reader, Delivery, DeliveryProgress, Reader};
 
 /// A receiver has this long to answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -109,9 +108,9 @@ impl Sender {
 
     /// Sends every message due, then waits for the feed to grow.
     fn deliver_what_is_due(&self, agent: &ureq::Agent) -> anyhow::Result<()> {
-        let store = Store::open(&self.config.store_path, self.config.synchronous)?;
+        let store = open_reader(&self.config)?;
         let identity = store.identity()?;
-        let progress = Deliveries::open(&self.config.store_path, self.config.synchronous)?;
+        let progress = open_progress(&self.config)?;
         let mut delivery = progress.load(&self.hook.name)?;
         while !self.control.stopping() {
             let seen = self.control.commits();
@@ -124,7 +123,7 @@ impl Sender {
                 .collect();
             for message in &due {
                 let id = message.id(&identity);
-                if !self.send_until_done(agent, message, &id, &mut delivery, &progress)? {
+                if !self.send_until_done(agent, message, &id, &mut delivery, progress.as_ref())? {
                     return Ok(()); // stopping
                 }
             }
@@ -152,7 +151,7 @@ impl Sender {
         message: &Message,
         id: &str,
         delivery: &mut Delivery,
-        progress: &Deliveries,
+        progress: &dyn DeliveryProgress,
     ) -> anyhow::Result<bool> {
         loop {
             if self.control.stopping() {
@@ -292,7 +291,7 @@ fn after_now(wait: Duration) -> String {
 
 /// Records why a webhook sends nothing, for `status`.
 fn note_error(config: &Config, webhook: &str, error: String) {
-    let noted = Deliveries::open(&config.store_path, config.synchronous).and_then(|progress| {
+    let noted = open_progress(config).and_then(|progress| {
         let mut delivery = progress.load(webhook)?;
         delivery.last_error = Some(error);
         delivery.next_attempt = None;

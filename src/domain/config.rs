@@ -55,7 +55,9 @@ pub struct StoreUrl(String);
 impl StoreUrl {
     pub fn new(url: String) -> Result<StoreUrl, String> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err("must start with postgresql:// (PostgreSQL is the only server store)".into());
+            return Err(
+                "must start with postgresql:// (PostgreSQL is the only server store)".into(),
+            );
         }
         Ok(StoreUrl(url))
     }

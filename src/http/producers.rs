@@ -4,7 +4,6 @@
 //! Every body is checked whole before anything is queued, and queued in
 //! one transaction: a refused request leaves the queue as it was.
 
-
 use std::sync::Arc;
 
 use axum::body::Bytes;

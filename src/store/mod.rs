@@ -11,6 +11,7 @@ mod error;
 pub mod memory;
 pub mod postgres;
 mod producer;
+mod progress;
 mod reader;
 mod roles;
 pub mod sqlite;
@@ -18,6 +19,7 @@ pub mod sqlite;
 pub use error::{Result, StoreError, Trouble};
 pub use memory::MemoryStore;
 pub use producer::Producer;
+pub use progress::{open_progress, DeliveryProgress};
 pub use reader::{open_reader, open_sendable_reader, Reader, SqliteReader};
 pub use roles::{
     Batch, DaemonStore, DoneEvents, EngineStore, EventQueue, Persist, Snapshot, StateRead,

@@ -9,6 +9,8 @@ use tempfile::TempDir;
 
 pub struct Inbox {
     dir: TempDir,
+    /// Its store on PostgreSQL (`on_postgres`), dropped with it.
+    database: Option<crate::pg::TestDatabase>,
 }
 
 impl Inbox {
@@ -27,7 +29,10 @@ impl Inbox {
             let text = text.replace("listen = \"127.0.0.1:8040\"", "listen = \"127.0.0.1:0\"");
             std::fs::write(target, text).unwrap();
         }
-        Inbox { dir }
+        Inbox {
+            dir,
+            database: None,
+        }
     }
 
     /// A fresh inbox whose `[settings]` say `settings` (TOML lines).
@@ -40,6 +45,34 @@ impl Inbox {
             &format!("{}[settings]\n{settings}\n", &config[..start]),
         );
         inbox
+    }
+
+    /// This inbox with its store on a PostgreSQL database of its own
+    /// (created now, dropped with the inbox); `None`, said on stderr,
+    /// without `INBOXD_TEST_PG_URL`.
+    pub fn on_postgres(mut self, test: &str) -> Option<Inbox> {
+        let database = crate::pg::TestDatabase::create(test)?;
+        let config = self.read("config/inboxd.toml");
+        self.write(
+            "config/inboxd.toml",
+            &config.replacen(
+                "[store]\n",
+                &format!("[store]\nurl = \"{}\"\n", database.url),
+                1,
+            ),
+        );
+        self.database = Some(database);
+        Some(self)
+    }
+
+    /// Its PostgreSQL database, if it is on one.
+    pub fn database(&self) -> Option<&crate::pg::TestDatabase> {
+        self.database.as_ref()
+    }
+
+    /// Whether the store is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.database.is_some()
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -61,6 +94,7 @@ impl Inbox {
         let mut cmd = Command::cargo_bin("inboxd").unwrap();
         cmd.current_dir(self.dir.path())
             .env_remove("INBOXD_CONFIG")
+            .env_remove("INBOXD_STORE_URL")
             .env("RUST_LOG", "warn");
         cmd
     }
@@ -244,10 +278,16 @@ impl Inbox {
     /// `spawn`, with these environment variables (and none of the
     /// daemon's secrets from the test's own environment).
     pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
-        let log = std::fs::File::create(self.path("daemon.log")).unwrap();
+        self.spawn_logged("daemon.log", args, env)
+    }
+
+    /// `spawn_with_env`, its log in the file `log` (several daemons).
+    pub fn spawn_logged(&self, log: &str, args: &[&str], env: &[(&str, &str)]) -> Running {
+        let log = std::fs::File::create(self.path(log)).unwrap();
         let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"))
             .current_dir(self.dir.path())
             .env_remove("INBOXD_CONFIG")
+            .env_remove("INBOXD_STORE_URL")
             .env_remove("INBOXD_TOKEN")
             .env_remove("INBOXD_HUBSPOT_SECRET")
             .env("RUST_LOG", "info")

@@ -429,11 +429,21 @@ pub fn event() -> impl Strategy<Value = Value> {
 }
 
 fn check(events: &[Value], auto_ticket: bool) {
-    let inbox = if auto_ticket {
+    check_on(&model_inbox(auto_ticket), events, auto_ticket);
+}
+
+/// The inbox `check_on` expects.
+pub fn model_inbox(auto_ticket: bool) -> Inbox {
+    if auto_ticket {
         Inbox::with_settings("auto_ticket = true")
     } else {
         Inbox::new()
-    };
+    }
+}
+
+/// Sends `events` to `inbox` (from `model_inbox`); its export and its
+/// folded feed must be the model's.
+pub fn check_on(inbox: &Inbox, events: &[Value], auto_ticket: bool) {
     inbox.send(events);
     let mut model = Model {
         auto_ticket,
@@ -457,7 +467,15 @@ fn check(events: &[Value], auto_ticket: bool) {
 /// due between events, sometimes several at once), sent in two parts, the
 /// daemon stopped between them with "now" somewhere after the first part.
 fn check_timed(events: &[Value], gaps: &[i64], split: usize, pause: i64) {
-    let inbox = Inbox::with_settings("auto_close_after = \"1h\"");
+    check_timed_on(&timed_inbox(), events, gaps, split, pause);
+}
+
+/// The inbox `check_timed_on` expects.
+pub fn timed_inbox() -> Inbox {
+    Inbox::with_settings("auto_close_after = \"1h\"")
+}
+
+pub fn check_timed_on(inbox: &Inbox, events: &[Value], gaps: &[i64], split: usize, pause: i64) {
     let mut model = Model::timed();
     // Tickets to time from the start: their status changes are common.
     let setup = [

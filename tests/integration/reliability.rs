@@ -10,7 +10,7 @@ use crate::common::*;
 use crate::model::{event, Model};
 
 /// A deterministic random event stream.
-fn random_events(count: usize, seed: u8) -> Vec<Value> {
+pub fn random_events(count: usize, seed: u8) -> Vec<Value> {
     let mut runner = TestRunner::new_with_rng(
         Default::default(),
         proptest::test_runner::TestRng::from_seed(
@@ -23,6 +23,9 @@ fn random_events(count: usize, seed: u8) -> Vec<Value> {
 }
 
 fn integrity_check(inbox: &Inbox) {
+    if inbox.is_postgres() {
+        return; // PostgreSQL keeps its own house
+    }
     let db = rusqlite::Connection::open(inbox.path("var/inboxd.db")).unwrap();
     let result: String = db
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -32,7 +35,7 @@ fn integrity_check(inbox: &Inbox) {
 
 /// `INBOXD_CRASH_ROUNDS` and `INBOXD_CRASH_EVENTS` raise the number of
 /// kills and events for a long run (docs/RELIABILITY.md).
-fn from_env(name: &str, default: usize) -> usize {
+pub fn from_env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -50,7 +53,7 @@ fn batch_note(inbox: &Inbox) -> std::path::PathBuf {
 
 /// Every event a little slower (no change to the state), so that a kill
 /// soon after a batch starts lands inside it.
-fn slow_down(inbox: &Inbox) {
+pub fn slow_down(inbox: &Inbox) {
     inbox.write(
         "rules/pause.rhai",
         "let s = \"x\"; for i in 0..14 { s += s; }\nfor i in 0..400 { s.replace(\"x\", \"y\"); }\n",
@@ -69,7 +72,7 @@ fn slow_down(inbox: &Inbox) {
 /// Sends `events` in `rounds` parts, each followed by a daemon killed
 /// (SIGKILL) once it has started a batch, after a varying delay; then
 /// drains what is left. Checks most kills landed with events queued.
-fn kill_at_random_points(inbox: &Inbox, events: &[Value], rounds: usize) {
+pub fn kill_at_random_points(inbox: &Inbox, events: &[Value], rounds: usize) {
     let note = batch_note(inbox);
     let mut mid_stream = 0;
     // Events keep arriving between crashes, and each kill lands once the

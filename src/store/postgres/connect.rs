@@ -46,7 +46,9 @@ impl Target {
             }
         }
         if config.get_user().is_none() {
-            let user = env("PGUSER").or_else(|| env("USER")).unwrap_or("postgres".into());
+            let user = env("PGUSER")
+                .or_else(|| env("USER"))
+                .unwrap_or("postgres".into());
             config.user(&user);
         }
         if config.get_password().is_none() {
@@ -114,9 +116,8 @@ fn tls_connector() -> anyhow::Result<tokio_postgres_rustls::MakeRustlsConnect> {
         .context("rustls has no TLS version to offer")?;
     let config = match std::env::var_os("PGSSLROOTCERT") {
         Some(file) => {
-            let pem = std::fs::read(&file).with_context(|| {
-                format!("cannot read PGSSLROOTCERT {}", file.to_string_lossy())
-            })?;
+            let pem = std::fs::read(&file)
+                .with_context(|| format!("cannot read PGSSLROOTCERT {}", file.to_string_lossy()))?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.context("PGSSLROOTCERT holds no valid PEM certificate")?;

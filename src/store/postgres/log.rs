@@ -88,7 +88,13 @@ impl PgStore {
             self.execute(
                 "INSERT INTO notifications (processed, webhook, payload, rule, event)
                  VALUES ($1, $2, $3, $4, $5)",
-                &[&processed, &n.webhook, &n.payload.to_string(), &n.rule, &n.event],
+                &[
+                    &processed,
+                    &n.webhook,
+                    &n.payload.to_string(),
+                    &n.rule,
+                    &n.event,
+                ],
             )?;
         }
         Ok(())

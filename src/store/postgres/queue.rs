@@ -60,10 +60,9 @@ impl EventQueue for PgQueue {
     }
 
     fn backlog(&self, _position: Option<&QueuePosition>) -> Result<(u64, Option<String>)> {
-        let row = self.store.query_one(
-            "SELECT count(*), min(enqueued_at) FROM queue",
-            &[],
-        )?;
+        let row = self
+            .store
+            .query_one("SELECT count(*), min(enqueued_at) FROM queue", &[])?;
         Ok((row.get::<_, i64>(0) as u64, row.get(1)))
     }
 }
@@ -141,7 +140,10 @@ impl PgStore {
     /// Whether an event with this id waits to be processed.
     pub fn is_waiting(&self, event_id: &str) -> Result<bool> {
         Ok(!self
-            .query("SELECT 1 FROM queue WHERE event_id = $1 LIMIT 1", &[&event_id])?
+            .query(
+                "SELECT 1 FROM queue WHERE event_id = $1 LIMIT 1",
+                &[&event_id],
+            )?
             .is_empty())
     }
 

@@ -136,7 +136,10 @@ pub fn migrate(client: &mut Client) -> Result<()> {
     tx.batch_execute("SET LOCAL client_min_messages = warning")?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS inboxd_schema (version INTEGER NOT NULL)")?;
     let version: i64 = tx
-        .query_one("SELECT coalesce(max(version), 0)::BIGINT FROM inboxd_schema", &[])?
+        .query_one(
+            "SELECT coalesce(max(version), 0)::BIGINT FROM inboxd_schema",
+            &[],
+        )?
         .get(0);
     if version as usize > MIGRATIONS.len() {
         return Err(crate::store::StoreError::backend(

@@ -89,7 +89,10 @@ impl StateRead for PgStore {
 
     fn is_blocked(&self, contact: &str) -> Result<bool> {
         Ok(!self
-            .query("SELECT 1 FROM blocked_contacts WHERE contact = $1", &[&contact])?
+            .query(
+                "SELECT 1 FROM blocked_contacts WHERE contact = $1",
+                &[&contact],
+            )?
             .is_empty())
     }
 
@@ -106,8 +109,14 @@ impl StateRead for PgStore {
 
     fn all_tickets(&self) -> Result<Vec<Ticket>> {
         let mut conversations: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for row in self.query("SELECT ticket, conversation FROM associations ORDER BY n", &[])? {
-            conversations.entry(row.get(0)).or_default().push(row.get(1));
+        for row in self.query(
+            "SELECT ticket, conversation FROM associations ORDER BY n",
+            &[],
+        )? {
+            conversations
+                .entry(row.get(0))
+                .or_default()
+                .push(row.get(1));
         }
         let mut tickets = self
             .query(
@@ -228,7 +237,14 @@ impl PgStore {
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (id) DO UPDATE SET status = $2, owner = $3, subject = $4,
                      properties = $5, deleted = $6",
-                &[&t.id, &t.status, &t.owner, &t.subject, &properties, &t.deleted],
+                &[
+                    &t.id,
+                    &t.status,
+                    &t.owner,
+                    &t.subject,
+                    &properties,
+                    &t.deleted,
+                ],
             )?;
         }
         for (ticket, conversation) in writes.associations {

@@ -153,4 +153,3 @@ pub(super) fn audit_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, Change, Str
     };
     Ok((r.get(0)?, change, r.get(6)?))
 }
-

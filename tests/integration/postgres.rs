@@ -1,0 +1,263 @@
+//! The PostgreSQL store: the reference model, crashes, standby daemons
+//! and the lease, against a database of each test's own. Skipped, with a
+//! message, without `INBOXD_TEST_PG_URL`.
+
+use std::time::{Duration, Instant};
+
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::{json, Value};
+
+use crate::common::*;
+use crate::model::{check_on, check_timed_on, event, model_inbox, timed_inbox, Model};
+use crate::reliability::{from_env, kill_at_random_points, random_events, slow_down};
+
+/// Streams per property: each makes a database (`PROPTEST_CASES` raises it).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn runner(default_cases: u32) -> TestRunner {
+    TestRunner::new(Config {
+        cases: cases(default_cases),
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+#[test]
+fn random_streams_agree_with_the_reference_model_on_postgres() {
+    const TEST: &str = "random_streams_agree_with_the_reference_model_on_postgres";
+    if crate::pg::server(TEST).is_none() {
+        return;
+    }
+    for auto_ticket in [false, true] {
+        let strategy = proptest::collection::vec(event(), 1..60);
+        runner(6)
+            .run(&strategy, |events| {
+                let inbox = model_inbox(auto_ticket).on_postgres(TEST).unwrap();
+                check_on(&inbox, &events, auto_ticket);
+                Ok(())
+            })
+            .unwrap();
+    }
+}
+
+#[test]
+fn timers_agree_with_the_model_on_postgres() {
+    const TEST: &str = "timers_agree_with_the_model_on_postgres";
+    if crate::pg::server(TEST).is_none() {
+        return;
+    }
+    let strategy = (
+        proptest::collection::vec(event(), 1..50),
+        proptest::collection::vec(0..90i64, 50),
+        0..50usize,
+        0..120i64,
+    );
+    runner(6)
+        .run(&strategy, |(events, gaps, split, pause)| {
+            let inbox = timed_inbox().on_postgres(TEST).unwrap();
+            check_timed_on(&inbox, &events, &gaps, split, pause);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn killing_the_daemon_on_postgres_loses_and_repeats_nothing() {
+    let Some(inbox) = Inbox::new().on_postgres("killing_the_daemon_on_postgres") else {
+        return;
+    };
+    let events = random_events(from_env("INBOXD_CRASH_EVENTS", 1500), 7);
+    slow_down(&inbox);
+    kill_at_random_points(&inbox, &events, from_env("INBOXD_CRASH_ROUNDS", 6));
+    let mut model = Model::default();
+    for e in &events {
+        model.apply(e);
+    }
+    assert_eq!(inbox.export(), model.export());
+    let ids: Vec<Value> = inbox.outcomes().iter().map(|o| o["id"].clone()).collect();
+    let sent: Vec<Value> = events.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(ids, sent, "each event processed once, in queue order");
+}
+
+/// Waits for `what`, up to `limit`; how long it took.
+fn within(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+fn holder_pid(inbox: &Inbox) -> Option<u32> {
+    let status = inbox.status();
+    let holder = status["holder"].as_str()?;
+    holder.rsplit(':').next()?.parse().ok()
+}
+
+#[test]
+fn a_standby_takes_over_within_5_s_of_the_holder_s_death_under_load() {
+    let Some(inbox) = Inbox::new().on_postgres("a_standby_takes_over") else {
+        return;
+    };
+    slow_down(&inbox);
+    let events = random_events(1200, 5);
+    let (first, second) = events.split_at(events.len() / 2);
+    inbox.enqueue(&lines(first));
+    let mut holder = inbox.spawn_logged("a.log", &[], &[]);
+    within(
+        Duration::from_secs(60),
+        "the first daemon to hold the lease",
+        || holder_pid(&inbox) == Some(holder.child.id()),
+    );
+    let mut standby = inbox.spawn_logged("b.log", &[], &[]);
+    within(
+        Duration::from_secs(60),
+        "the second daemon to stand by",
+        || inbox.read("b.log").contains("standing by"),
+    );
+    assert_eq!(inbox.status()["running"], true);
+    // Under load: the holder is inside the backlog, producers still write.
+    within(
+        Duration::from_secs(60),
+        "the holder to start on the backlog",
+        || inbox.outcomes().len() > 50,
+    );
+    let producer = {
+        let lines = lines(second);
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"));
+        cmd.current_dir(inbox.path(""))
+            .env_remove("INBOXD_STORE_URL")
+            .args(["enqueue", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+        child
+    };
+    let queued = inbox.status()["queued"].as_u64().unwrap();
+    assert!(queued > 0, "the kill must land with events queued");
+    holder.child.kill().unwrap();
+    holder.child.wait().unwrap();
+    let took = within(
+        Duration::from_secs(5),
+        "the standby to take the lease",
+        || holder_pid(&inbox) == Some(standby.child.id()),
+    );
+    eprintln!("takeover after SIGKILL of the holder: {took:?}, {queued} events queued");
+    let mut producer = producer;
+    assert!(producer.wait().unwrap().success());
+    within(Duration::from_secs(120), "the standby to finish", || {
+        inbox.status()["queued"] == 0 && inbox.outcomes().len() == events.len()
+    });
+    assert!(standby.is_running());
+    let mut model = Model::default();
+    for e in &events {
+        model.apply(e);
+    }
+    assert_eq!(inbox.export(), model.export());
+    let ids: Vec<Value> = inbox.outcomes().iter().map(|o| o["id"].clone()).collect();
+    let sent: Vec<Value> = events.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(ids, sent, "nothing lost, doubled or reordered");
+}
+
+#[test]
+fn status_names_the_holder_and_a_drain_does_not_steal_the_lease() {
+    let Some(inbox) = Inbox::new().on_postgres("status_names_the_holder") else {
+        return;
+    };
+    let status = inbox.status();
+    assert_eq!(status["running"], false);
+    let daemon = inbox.start(&[]);
+    let status = inbox.status();
+    assert_eq!(status["running"], true);
+    let holder = status["holder"].as_str().unwrap();
+    assert!(
+        holder.ends_with(&format!(":{}", daemon.child.id())),
+        "{holder}"
+    );
+    let refused = inbox.cmd().args(["run", "--drain"]).assert().failure();
+    let error = stderr_of(&refused);
+    assert!(error.contains("holds the lease"), "{error}");
+    // The running daemon is woken by the producer (LISTEN/NOTIFY).
+    inbox.enqueue(&lines(&[conversation_created("e1", "c1")]));
+    assert_eq!(inbox.wait_outcome("e1").0, "applied");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(), Some(0));
+    assert_eq!(inbox.status()["running"], false);
+}
+
+#[test]
+fn the_schema_is_versioned_and_a_newer_one_is_refused() {
+    let Some(inbox) = Inbox::new().on_postgres("the_schema_is_versioned") else {
+        return;
+    };
+    inbox.enqueue(&lines(&[conversation_created("e1", "c1")]));
+    let mut db = inbox.database().unwrap().connect();
+    let version: i32 = db
+        .query_one("SELECT max(version) FROM inboxd_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 1);
+    db.execute("INSERT INTO inboxd_schema (version) VALUES (99)", &[])
+        .unwrap();
+    let refused = inbox.cmd().args(["run", "--drain"]).assert().failure();
+    let error = stderr_of(&refused);
+    assert!(error.contains("newer than this inboxd"), "{error}");
+}
+
+#[test]
+fn commands_read_the_postgresql_store() {
+    let Some(inbox) = Inbox::new().on_postgres("commands_read_the_postgresql_store") else {
+        return;
+    };
+    inbox.send(&[
+        conversation_created("e1", "c1"),
+        ticket_created("e2", "t1", "c1"),
+    ]);
+    let status = inbox.status();
+    assert_eq!(status["processed"]["applied"], 2);
+    assert_eq!(status["queued"], 0);
+    assert_eq!(inbox.conversation("c1")["ticket"], "t1");
+    assert_eq!(inbox.changes().len(), 2);
+    // A dry-run writes nothing.
+    let out = inbox
+        .cmd()
+        .args(["dry-run", "--format", "json"])
+        .write_stdin(lines(&[ev(
+            "e3",
+            "conversation.closed",
+            json!({"conversation": "c1"}),
+        )]))
+        .assert()
+        .success();
+    let reports: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(reports[0]["outcome"], "applied");
+    assert_eq!(inbox.conversation("c1")["status"], "open");
+    let password = "hunter2-never-shown";
+    let config = inbox.read("config/inboxd.toml");
+    let url = &inbox.database().unwrap().url;
+    let with_password = url.replacen("://", &format!("://postgres:{password}@"), 1);
+    inbox.write(
+        "config/inboxd.toml",
+        &config.replace(url.as_str(), &with_password),
+    );
+    let out = inbox.cmd().args(["status"]).assert();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.get_output().stdout),
+        stderr_of(&out)
+    );
+    assert!(!shown.contains(password), "{shown}");
+}
