@@ -97,7 +97,8 @@ fn postgres_patiently(
         let Some(mut store) = patiently(control, health, || PgStore::open(url.secret()))? else {
             return Ok(None);
         };
-        match store.take_lease(Lease::new(), || control.stopping()) {
+        let stopping = Arc::clone(control);
+        match store.take_lease(Lease::new(), move || stopping.stopping()) {
             Ok(true) => {
                 let wake = Arc::clone(control);
                 return postgres(store, Some(Box::new(move || wake.wake()))).map(Some);

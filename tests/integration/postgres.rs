@@ -261,3 +261,66 @@ fn commands_read_the_postgresql_store() {
     );
     assert!(!shown.contains(password), "{shown}");
 }
+
+/// The holder's connection is cut (as by a network failure or an admin):
+/// its batch in flight is lost with the session, the standby takes over,
+/// and the old holder, reconnected, stands by instead of committing.
+#[test]
+fn a_holder_that_loses_its_connection_commits_nothing_more() {
+    let Some(inbox) = Inbox::new().on_postgres("a_holder_that_loses_its_connection") else {
+        return;
+    };
+    slow_down(&inbox);
+    let events = random_events(900, 9);
+    inbox.enqueue(&lines(&events));
+    let holder = inbox.spawn_logged("a.log", &[], &[]);
+    within(
+        Duration::from_secs(60),
+        "the first daemon to hold the lease",
+        || holder_pid(&inbox) == Some(holder.child.id()),
+    );
+    let mut standby = inbox.spawn_logged("b.log", &[], &[]);
+    within(
+        Duration::from_secs(60),
+        "the second daemon to stand by",
+        || inbox.read("b.log").contains("standing by"),
+    );
+    within(
+        Duration::from_secs(60),
+        "the holder to start on the backlog",
+        || inbox.outcomes().len() > 50,
+    );
+    let name = inbox.status()["holder"].as_str().unwrap().to_string();
+    let mut db = inbox.database().unwrap().connect();
+    let cut = db
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("inboxd {name}")],
+        )
+        .unwrap();
+    assert_eq!(cut, 1, "the holder's connection");
+    within(
+        Duration::from_secs(5),
+        "the standby to take the lease",
+        || holder_pid(&inbox) == Some(standby.child.id()),
+    );
+    within(Duration::from_secs(120), "the standby to finish", || {
+        inbox.status()["queued"] == 0
+    });
+    let mut holder = holder;
+    assert!(holder.is_running(), "the old holder stands by");
+    assert!(standby.is_running());
+    within(
+        Duration::from_secs(30),
+        "the old holder to stand by",
+        || inbox.read("a.log").contains("standing by"),
+    );
+    let mut model = Model::default();
+    for e in &events {
+        model.apply(e);
+    }
+    assert_eq!(inbox.export(), model.export());
+    let ids: Vec<Value> = inbox.outcomes().iter().map(|o| o["id"].clone()).collect();
+    let sent: Vec<Value> = events.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(ids, sent, "nothing lost, doubled or reordered");
+}

@@ -14,6 +14,10 @@ use crate::store::{Result, StoreError, Trouble};
 
 /// How often a standby tries to take the lease.
 pub const TRY_EVERY: Duration = Duration::from_millis(250);
+/// How long a holder that lost its connection leaves the lease to the
+/// standbys before it tries to take it again: a daemon whose connection
+/// failed is the one to replace.
+const GRACE: Duration = Duration::from_secs(1);
 
 /// The daemon's claim: who it says it is, for `status`.
 #[derive(Clone)]
@@ -42,18 +46,30 @@ impl Lease {
             .get(0))
     }
 
-    /// After a reconnection: the lease again, or a transient error if
-    /// another daemon took it meanwhile (this one stands by).
-    pub(super) fn take_again(&self, client: &mut Client) -> Result<()> {
-        if self.try_take(client)? {
-            tracing::info!("holding the lease again");
-            return Ok(());
+    /// After a reconnection: waits until this daemon holds the lease
+    /// again (another daemon has likely taken it: this one stands by), or
+    /// `stop()`, a transient error.
+    pub(super) fn take_again(&self, client: &mut Client, stop: &dyn Fn() -> bool) -> Result<()> {
+        std::thread::sleep(GRACE);
+        let mut said = false;
+        loop {
+            if self.try_take(client)? {
+                tracing::info!("holding the lease again: this daemon consumes");
+                return Ok(());
+            }
+            if !said {
+                let holder = lease_holder(client)?.unwrap_or_else(|| "another daemon".into());
+                tracing::warn!("lost the lease with the connection; standing by: the lease is held by {holder}");
+                said = true;
+            }
+            if stop() {
+                return Err(StoreError::backend(
+                    Trouble::Transient,
+                    "stopping while standing by",
+                ));
+            }
+            std::thread::sleep(TRY_EVERY);
         }
-        let holder = lease_holder(client)?.unwrap_or_else(|| "another daemon".into());
-        Err(StoreError::backend(
-            Trouble::Transient,
-            format!("the lease is held by {holder} now: standing by"),
-        ))
     }
 }
 
@@ -81,14 +97,21 @@ pub fn lease_holder(client: &mut Client) -> Result<Option<String>> {
 impl PgStore {
     /// Waits until this connection holds the lease (a standby waits here),
     /// or `stop()` says to give up (`false`).
-    pub fn take_lease(&mut self, lease: Lease, stop: impl Fn() -> bool) -> Result<bool> {
+    pub fn take_lease(
+        &mut self,
+        lease: Lease,
+        stop: impl Fn() -> bool + Send + 'static,
+    ) -> Result<bool> {
         let mut said = false;
         loop {
             if lease.try_take(&mut self.client.borrow_mut())? {
                 if said {
                     tracing::info!("took the lease: this daemon consumes now");
                 }
-                self.lease = Some(lease);
+                self.lease = Some(super::Leased {
+                    lease,
+                    stop: Box::new(stop),
+                });
                 return Ok(true);
             }
             if !said {

@@ -41,7 +41,13 @@ pub struct PgStore {
     in_transaction: Cell<bool>,
     /// The daemon's connection holds the lease, and must hold it again
     /// before it writes after a reconnection.
-    lease: Option<Lease>,
+    lease: Option<Leased>,
+}
+
+/// The lease this connection holds, and when to give up waiting for it.
+struct Leased {
+    lease: Lease,
+    stop: Box<dyn Fn() -> bool + Send>,
 }
 
 impl PgStore {
@@ -107,8 +113,8 @@ impl PgStore {
             return Ok(());
         }
         let mut client = self.target.connect().map_err(transient)?;
-        if let Some(lease) = &self.lease {
-            lease.take_again(&mut client)?;
+        if let Some(leased) = &self.lease {
+            leased.lease.take_again(&mut client, leased.stop.as_ref())?;
         }
         *self.client.borrow_mut() = client;
         self.statements.borrow_mut().clear();

@@ -16,7 +16,7 @@ impl DaemonStore for PgStore {
         let host = self
             .lease
             .as_ref()
-            .map_or_else(String::new, |l| l.holder.clone());
+            .map_or_else(String::new, |l| l.lease.holder.clone());
         self.execute(
             "INSERT INTO daemon_status (id, pid, host, started_at, ruleset) VALUES (1, $1, $2, $3, $4)
              ON CONFLICT (id) DO UPDATE SET pid = $1, host = $2, started_at = $3, ruleset = $4,
