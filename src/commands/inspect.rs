@@ -147,8 +147,8 @@ pub fn explain(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
-    let store = super::open_sqlite(&config, "explain")?;
-    let explanation = crate::tools::explain::explain(&store, subject, id)?;
+    let store = open_for_reading(&config)?;
+    let explanation = crate::tools::explain::explain(store.as_ref(), subject, id)?;
     emit(
         format,
         &explanation,

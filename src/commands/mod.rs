@@ -16,7 +16,6 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command, Format};
 use crate::domain::config::Config;
-use crate::store::Store;
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config;
@@ -106,14 +105,6 @@ pub fn print(text: &str) -> anyhow::Result<()> {
 /// reading commands create nothing.
 pub fn open_for_reading(config: &Config) -> anyhow::Result<std::rc::Rc<dyn crate::store::Reader>> {
     crate::store::open_reader(config)
-}
-
-/// The SQLite store, for the commands not built for PostgreSQL yet.
-pub fn open_sqlite(config: &Config, command: &str) -> anyhow::Result<Store> {
-    if let Some(url) = &config.store_url {
-        anyhow::bail!("`inboxd {command}` does not work on PostgreSQL yet (the store is {url})");
-    }
-    Store::open_for_reading(&config.store_path, config.synchronous)
 }
 
 /// The text of a file, or of standard input for `-` or no file.

@@ -36,7 +36,9 @@ pub fn enqueue(
             mapped.events.len()
         }
     };
-    crate::daemon::doorbell::ring(&config.store_path);
+    if config.store_url.is_none() {
+        crate::daemon::doorbell::ring(&config.store_path);
+    }
     eprintln!("enqueued {count} event(s)");
     Ok(ExitCode::SUCCESS)
 }
@@ -79,26 +81,7 @@ fn enqueue_lines(config: &Config, file: Option<&Path>, now: &str) -> anyhow::Res
 
 pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
-    if let Some(url) = &config.store_url {
-        anyhow::bail!("`inboxd retry` does not work on PostgreSQL yet (the store is {url})");
-    }
-    if !config.store_path.exists() {
-        anyhow::bail!(
-            "no failed event: the store {} does not exist yet",
-            config.store_path.display()
-        );
-    }
-    let store = Store::open(&config.store_path, config.synchronous)?;
-    let queue = crate::store::Queue::open(&config.store_path, config.synchronous)?;
-    let position = store
-        .queue_position()
-        .context("cannot read how far the queue was processed")?;
-    let waiting = queue
-        .waiting_ids(position.as_ref())
-        .context("cannot read the queue")?;
-    let failed = store
-        .retryable(&waiting)
-        .context("cannot read the failed events")?;
+    let (failed, producer) = failed_events(&config)?;
     let chosen: Vec<&(String, String)> = if all {
         failed.iter().collect()
     } else {
@@ -117,12 +100,44 @@ pub fn retry(config_file: &Path, ids: &[String], all: bool) -> anyhow::Result<Ex
                 .with_context(|| format!("failed event {id} cannot be read back"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    queue
+    producer
         .enqueue(&events, &now_rfc3339())
         .context("cannot write to the queue")?;
-    crate::daemon::doorbell::ring(&config.store_path);
+    if config.store_url.is_none() {
+        crate::daemon::doorbell::ring(&config.store_path);
+    }
     eprintln!("queued {} failed event(s) again", events.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The failed events a retry would queue again, and where to queue them.
+fn failed_events(config: &Config) -> anyhow::Result<(Vec<(String, String)>, Producer)> {
+    if let Some(url) = &config.store_url {
+        let store = crate::store::postgres::PgStore::open(url.secret())?;
+        let waiting = store.waiting_ids().context("cannot read the queue")?;
+        let failed = store
+            .retryable(&waiting)
+            .context("cannot read the failed events")?;
+        return Ok((failed, Producer::Postgres(store)));
+    }
+    if !config.store_path.exists() {
+        anyhow::bail!(
+            "no failed event: the store {} does not exist yet",
+            config.store_path.display()
+        );
+    }
+    let store = Store::open(&config.store_path, config.synchronous)?;
+    let queue = crate::store::Queue::open(&config.store_path, config.synchronous)?;
+    let position = store
+        .queue_position()
+        .context("cannot read how far the queue was processed")?;
+    let waiting = queue
+        .waiting_ids(position.as_ref())
+        .context("cannot read the queue")?;
+    let failed = store
+        .retryable(&waiting)
+        .context("cannot read the failed events")?;
+    Ok((failed, Producer::Sqlite(queue)))
 }
 
 /// A refused write, with what the user needs when it is a permission.

@@ -124,12 +124,12 @@ pub fn replay(
     // settings, stages (and rules, without --rules) only.
     let config = Config::load(config_file)?;
     let rules = crate::daemon::load(candidate.config.unwrap_or(config_file), candidate.rules)?;
-    let store = super::open_sqlite(&config, "replay")?;
+    let store = open_for_reading(&config)?;
     let candidate = crate::tools::replay::Candidate {
         rules,
         config_given: candidate.config.is_some(),
     };
-    let report = crate::tools::replay::replay(&store, candidate, window)?;
+    let report = crate::tools::replay::replay(store.as_ref(), candidate, window)?;
     emit(format, &report, crate::tools::replay::ReplayReport::to_text)?;
     Ok(ExitCode::SUCCESS)
 }

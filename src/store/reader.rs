@@ -10,8 +10,8 @@ use crate::domain::feed::FeedEntry;
 use crate::domain::outcome::Outcome;
 use crate::store::postgres::PgStore;
 use crate::store::{
-    DaemonStatus, Deliveries, Delivery, DoneEvents, OutcomeRow, QueuePosition, Result, Snapshot,
-    StateRead, Store,
+    AuditRow, DaemonStatus, Deliveries, Delivery, DoneEvents, LoggedEvent, OutcomeRow,
+    QueuePosition, RecordedConfig, Result, Snapshot, StateRead, Store,
 };
 
 /// A store as the read commands see it.
@@ -32,6 +32,21 @@ pub trait Reader: Snapshot {
     fn messages_due(&self, after: i64, webhook: &str, changes: bool) -> Result<u64>;
     /// One webhook's delivery progress.
     fn delivery(&self, webhook: &str) -> anyhow::Result<Delivery>;
+    /// The changes to one record (and its timers), in order.
+    fn history(&self, entity: &str, id: &str) -> Result<Vec<AuditRow>>;
+    /// A ticket's changes, its timers', and each association to it.
+    fn ticket_history(&self, id: &str) -> Result<Vec<AuditRow>>;
+    /// The changes one event made.
+    fn changes_of(&self, event_id: &str) -> Result<Vec<AuditRow>>;
+    /// The config a ruleset version ran under, if recorded.
+    fn recorded_ruleset(&self, version: &str) -> Result<Option<RecordedConfig>>;
+    /// How many events were processed.
+    fn logged_count(&self) -> Result<u64>;
+    /// Each processed event with its changes, in order, one at a time.
+    fn for_each_logged_event(
+        &self,
+        each: &mut dyn FnMut(LoggedEvent) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
     /// Runs `read` on one consistent snapshot.
     fn consistently(&self, read: &mut dyn FnMut() -> Result<()>) -> Result<()>;
 }
@@ -155,6 +170,27 @@ impl Reader for SqliteReader {
     fn consistently(&self, read: &mut dyn FnMut() -> Result<()>) -> Result<()> {
         self.store.read_consistently(|_| read())
     }
+    fn history(&self, entity: &str, id: &str) -> Result<Vec<AuditRow>> {
+        self.store.history(entity, id)
+    }
+    fn ticket_history(&self, id: &str) -> Result<Vec<AuditRow>> {
+        self.store.ticket_history(id)
+    }
+    fn changes_of(&self, event_id: &str) -> Result<Vec<AuditRow>> {
+        self.store.changes_of(event_id)
+    }
+    fn recorded_ruleset(&self, version: &str) -> Result<Option<RecordedConfig>> {
+        self.store.recorded_ruleset(version)
+    }
+    fn logged_count(&self) -> Result<u64> {
+        self.store.logged_count()
+    }
+    fn for_each_logged_event(
+        &self,
+        each: &mut dyn FnMut(LoggedEvent) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.store.for_each_logged_event(each)
+    }
 }
 
 impl Reader for PgStore {
@@ -190,5 +226,26 @@ impl Reader for PgStore {
     }
     fn consistently(&self, read: &mut dyn FnMut() -> Result<()>) -> Result<()> {
         self.read_consistently(|_| read())
+    }
+    fn history(&self, entity: &str, id: &str) -> Result<Vec<AuditRow>> {
+        PgStore::history(self, entity, id)
+    }
+    fn ticket_history(&self, id: &str) -> Result<Vec<AuditRow>> {
+        PgStore::ticket_history(self, id)
+    }
+    fn changes_of(&self, event_id: &str) -> Result<Vec<AuditRow>> {
+        PgStore::changes_of(self, event_id)
+    }
+    fn recorded_ruleset(&self, version: &str) -> Result<Option<RecordedConfig>> {
+        PgStore::recorded_ruleset(self, version)
+    }
+    fn logged_count(&self) -> Result<u64> {
+        PgStore::logged_count(self)
+    }
+    fn for_each_logged_event(
+        &self,
+        each: &mut dyn FnMut(LoggedEvent) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        PgStore::for_each_logged_event(self, each)
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::store::{AuditRow, OutcomeRow, Store};
+use crate::store::{AuditRow, OutcomeRow, Reader};
 
 /// What to explain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub struct Explanation {
     pub changes: Vec<AuditRow>,
 }
 
-pub fn explain(store: &Store, subject: Subject, id: &str) -> anyhow::Result<Explanation> {
+pub fn explain(store: &dyn Reader, subject: Subject, id: &str) -> anyhow::Result<Explanation> {
     let (name, outcomes, changes) = match subject {
         Subject::Conversation => (
             "conversation",

@@ -29,7 +29,7 @@ use crate::domain::clock::SetClock;
 use crate::domain::event::{parse_time, Event};
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
-use crate::store::{LoggedEvent, Store, Transactions};
+use crate::store::{LoggedEvent, Reader, Store, Transactions};
 use crate::tools::progress::progress_bar;
 
 /// Which recorded events to compare.
@@ -127,13 +127,13 @@ pub struct ReplayReport {
 
 /// The candidate RuleSet for each recorded config, built once each.
 struct Configs<'a> {
-    history: &'a Store,
+    history: &'a dyn Reader,
     candidate: &'a Candidate,
     built: std::collections::HashMap<String, (RuleSet, bool)>,
 }
 
 impl<'a> Configs<'a> {
-    fn new(history: &'a Store, candidate: &'a Candidate) -> Self {
+    fn new(history: &'a dyn Reader, candidate: &'a Candidate) -> Self {
         Configs {
             history,
             candidate,
@@ -178,7 +178,7 @@ impl<'a> Configs<'a> {
 const BATCH: usize = 1024;
 
 pub fn replay(
-    history: &Store,
+    history: &dyn Reader,
     candidate: Candidate,
     window: &Window,
 ) -> anyhow::Result<ReplayReport> {
@@ -205,7 +205,7 @@ pub fn replay(
     };
     let mut running_under: Option<String> = None;
     scratch.begin()?;
-    history.for_each_logged_event(|entry| -> anyhow::Result<()> {
+    history.for_each_logged_event(&mut |entry| -> anyhow::Result<()> {
         bar.inc(1);
         {
             let Ok(event) = serde_json::from_str::<Event>(&entry.body) else {

@@ -5,18 +5,18 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-const TOKEN: &str = "test-token-0123456789";
-const SECRET: &str = "hubspot-app-secret";
+pub const TOKEN: &str = "test-token-0123456789";
+pub const SECRET: &str = "hubspot-app-secret";
 
 /// A daemon serving HTTP on a free port, and a client for it.
-struct Served {
+pub struct Served {
     inbox: Inbox,
     _daemon: Running,
     base: String,
     agent: ureq::Agent,
 }
 
-struct Answer {
+pub struct Answer {
     status: u16,
     body: String,
 }
@@ -34,6 +34,11 @@ fn serve(http: &str, env: &[(&str, &str)]) -> Served {
 fn serve_with(setup: impl FnOnce(&Inbox), http: &str, env: &[(&str, &str)]) -> Served {
     let inbox = Inbox::new();
     setup(&inbox);
+    serve_inbox(inbox, http, env)
+}
+
+/// The daemon of `inbox` serving HTTP (`http`: more `[http]` lines).
+pub fn serve_inbox(inbox: Inbox, http: &str, env: &[(&str, &str)]) -> Served {
     let config = inbox.read("config/inboxd.toml");
     assert!(config.contains("[http]\nlisten = \"127.0.0.1:0\"\n"));
     inbox.write(
@@ -78,7 +83,7 @@ fn serve_default() -> Served {
 }
 
 impl Served {
-    fn get(&self, path: &str, token: Option<&str>) -> Answer {
+    pub fn get(&self, path: &str, token: Option<&str>) -> Answer {
         let mut request = self.agent.get(format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));
@@ -86,7 +91,7 @@ impl Served {
         answer(request.call())
     }
 
-    fn post(&self, path: &str, token: Option<&str>, body: &[u8]) -> Answer {
+    pub fn post(&self, path: &str, token: Option<&str>, body: &[u8]) -> Answer {
         let mut request = self.agent.post(format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));
@@ -141,7 +146,11 @@ fn now_ms() -> i64 {
 
 #[test]
 fn events_go_in_and_records_come_out() {
-    let served = serve_default();
+    events_go_in_and_records_come_out_of(serve_default());
+}
+
+/// (Also on PostgreSQL.)
+pub fn events_go_in_and_records_come_out_of(served: Served) {
     let events = lines(&[
         conversation_created("e1", "c1"),
         ticket_created("e2", "T1", "c1"),

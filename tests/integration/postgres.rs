@@ -324,3 +324,70 @@ fn a_holder_that_loses_its_connection_commits_nothing_more() {
     let sent: Vec<Value> = events.iter().map(|e| e["id"].clone()).collect();
     assert_eq!(ids, sent, "nothing lost, doubled or reordered");
 }
+
+#[test]
+fn the_http_api_on_postgres() {
+    let Some(inbox) = Inbox::new().on_postgres("the_http_api_on_postgres") else {
+        return;
+    };
+    let env = [
+        ("INBOXD_TOKEN", crate::http::TOKEN),
+        ("INBOXD_HUBSPOT_SECRET", crate::http::SECRET),
+    ];
+    let served = crate::http::serve_inbox(inbox, "", &env);
+    crate::http::events_go_in_and_records_come_out_of(served);
+}
+
+#[test]
+fn webhooks_deliver_every_message_in_order_on_postgres() {
+    let Some(inbox) = Inbox::new().on_postgres("webhooks_deliver_on_postgres") else {
+        return;
+    };
+    crate::webhooks::every_message_arrives_in_order_on(inbox);
+}
+
+#[test]
+fn explain_replay_and_retry_on_postgres() {
+    let Some(inbox) = Inbox::new().on_postgres("explain_replay_and_retry_on_postgres") else {
+        return;
+    };
+    inbox.add_rule(
+        "fragile",
+        "conversation.closed",
+        "if event.conversation == \"c2\" { throw \"broken\"; }",
+    );
+    inbox.send(&[
+        conversation_created("e1", "c1"),
+        ticket_created("e2", "t1", "c1"),
+        conversation_created("e3", "c2"),
+        conversation_event("e4", "conversation.closed", "c2"),
+    ]);
+    assert_eq!(inbox.outcome("e4").0, "failed");
+    let out = inbox
+        .cmd()
+        .args(["explain", "ticket", "t1", "--format", "json"])
+        .assert()
+        .success();
+    let explained: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(
+        explained["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["entity"] == "conversation" && c["field"] == "ticket"),
+        "{explained}"
+    );
+    let out = inbox
+        .cmd()
+        .args(["replay", "--format", "json"])
+        .assert()
+        .success();
+    let replayed: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(replayed["replayed"], 4, "{replayed}");
+    assert_eq!(replayed["differences"], json!([]), "{replayed}");
+    inbox.write("rules/fragile.rhai", "// mended\n");
+    inbox.cmd().args(["retry", "e4"]).assert().success();
+    inbox.drain();
+    assert_eq!(inbox.outcome("e4").0, "applied");
+    assert_eq!(inbox.conversation("c2")["status"], "closed");
+}

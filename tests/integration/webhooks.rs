@@ -77,7 +77,12 @@ fn receiver(
 }
 
 fn inbox_with_webhook(url: &str) -> Inbox {
-    let inbox = Inbox::new();
+    with_webhook(Inbox::new(), url)
+}
+
+/// `inbox` sending its changes and a notification per new conversation to
+/// the webhook `hook` at `url`.
+pub fn with_webhook(inbox: Inbox, url: &str) -> Inbox {
     let config = inbox.read("config/inboxd.toml");
     inbox.write(
         "config/inboxd.toml",
@@ -96,10 +101,17 @@ fn inbox_with_webhook(url: &str) -> Inbox {
 /// The message ids the feed holds for the webhook, in order:
 /// `inboxd_<store identity>_<cursor>_<part>`.
 fn expected_ids(inbox: &Inbox) -> Vec<String> {
-    let db = rusqlite::Connection::open(inbox.path("var/inboxd.db")).unwrap();
-    let store: String = db
-        .query_row("SELECT identity FROM store_identity", [], |r| r.get(0))
-        .unwrap();
+    let store: String = match inbox.database() {
+        Some(database) => database
+            .connect()
+            .query_one("SELECT identity FROM store_identity", &[])
+            .unwrap()
+            .get(0),
+        None => rusqlite::Connection::open(inbox.path("var/inboxd.db"))
+            .unwrap()
+            .query_row("SELECT identity FROM store_identity", [], |r| r.get(0))
+            .unwrap(),
+    };
     let mut ids = Vec::new();
     for entry in inbox.changes() {
         let cursor = entry["cursor"].as_i64().unwrap();
@@ -129,12 +141,17 @@ fn delivered(got: &Arc<Mutex<Vec<Received>>>) -> Vec<Received> {
 
 #[test]
 fn every_message_arrives_in_order_signed_across_failures_and_a_kill() {
+    every_message_arrives_in_order_on(Inbox::new());
+}
+
+/// Deliveries through a flaky receiver and a SIGKILL (also on PostgreSQL).
+pub fn every_message_arrives_in_order_on(inbox: Inbox) {
     // About one request in three fails; one in seven is slow.
     let (url, got) = receiver(|n| {
         let status = if (n * 7 + 3) % 10 < 3 { 500 } else { 200 };
         (status, if n % 7 == 0 { 300 } else { 0 })
     });
-    let inbox = inbox_with_webhook(&url);
+    let inbox = with_webhook(inbox, &url);
     let events: Vec<Value> = (0..12)
         .flat_map(|i| {
             [

@@ -141,6 +141,26 @@ impl PgStore {
             .collect())
     }
 
+    /// Failed events neither applied nor rejected since, nor `waiting`:
+    /// each id once, with its last body, in the order they failed.
+    pub fn retryable(
+        &self,
+        waiting: &std::collections::HashSet<String>,
+    ) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .query(
+                "SELECT p.event_id, p.body FROM processed p
+                 WHERE p.outcome = 'failed'
+                   AND p.seq = (SELECT max(seq) FROM processed WHERE event_id = p.event_id)
+                 ORDER BY p.seq",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .filter(|(id, _)| !waiting.contains(id))
+            .collect())
+    }
+
     /// Up to `limit` feed entries after the cursor `after`, in order.
     pub fn feed(&self, after: i64, limit: usize) -> Result<Vec<FeedEntry>> {
         let rows = self.query(

@@ -9,6 +9,7 @@
 
 mod connect;
 mod error;
+mod history;
 mod lease;
 mod listen;
 mod log;

@@ -147,6 +147,15 @@ impl PgStore {
             .is_empty())
     }
 
+    /// The ids of the events waiting to be processed.
+    pub fn waiting_ids(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(self
+            .query("SELECT DISTINCT event_id FROM queue", &[])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     /// How many events wait.
     pub fn depth(&self) -> Result<u64> {
         Ok(self
