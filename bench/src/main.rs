@@ -42,6 +42,18 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if let Some(url) = &cli.options.postgres {
+        return match bench::run_postgres(&cli.config, url, &cli.options) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("inboxd-bench: error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match bench::run(&cli.config, &cli.options) {
         Ok(figures) => {
             let text = match cli.format {

@@ -9,6 +9,8 @@ use crate::domain::event_lines::Staged;
 use crate::store::postgres::PgStore;
 use crate::store::{Queue, QueuePosition, Result};
 
+// One per command or pooled connection: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Producer {
     Sqlite(Queue),
     Postgres(PgStore),

@@ -456,10 +456,13 @@ fn a_rule_that_derives_events_without_end_fails_its_event() {
     let (outcome, reason) = inbox.outcome("e1");
     assert_eq!(outcome, "failed");
     // Whichever bound of an event comes first: its derived events, or
-    // the memory its rules hold (each derived event takes over 1 KiB).
+    // the memory its rules hold (each derived event takes over 1 KiB), or
+    // its time (on a loaded machine).
     let reason = reason.unwrap();
     assert!(
-        reason.contains("more than 100000 derived events") || reason.contains("128 MiB"),
+        reason.contains("more than 100000 derived events")
+            || reason.contains("128 MiB")
+            || reason.contains("ran longer than"),
         "{reason}"
     );
     assert_eq!(inbox.outcome("e2").0, "failed");

@@ -10,7 +10,8 @@ use inboxd::daemon::BATCH;
 use inboxd::domain::change::{Change, Entity};
 use inboxd::domain::config::Synchronous;
 use inboxd::domain::state::{Conversation, Ticket};
-use inboxd::store::{LoggedEvent, Persist, StateRead, Store, Transactions};
+use inboxd::store::postgres::PgStore;
+use inboxd::store::{LoggedEvent, Persist, StateRead, StateWrites, Store, Transactions};
 
 /// How long the bare writes took.
 pub struct Ceiling {
@@ -23,7 +24,7 @@ pub struct Ceiling {
 /// Replays the row writes of every processed event of `store` into scratch
 /// databases preloaded like it.
 pub fn measure(store: &Store, synchronous: Synchronous, preload: usize) -> anyhow::Result<Ceiling> {
-    let replay = Replay::of(store)?;
+    let replay = Replay::of(store.logged_events()?, store)?;
     let timed = |with_log: bool| -> anyhow::Result<Duration> {
         let dir = tempfile::tempdir()?;
         let bare = Store::open(&dir.path().join("ceiling.db"), synchronous)?;
@@ -38,6 +39,66 @@ pub fn measure(store: &Store, synchronous: Synchronous, preload: usize) -> anyho
     })
 }
 
+/// The bare writes of every processed event of `run` into `bare` (a
+/// fresh database on the same PostgreSQL server), in the daemon's
+/// batches: how long they took.
+pub fn measure_postgres(run: &PgStore, bare: &PgStore) -> anyhow::Result<Duration> {
+    let mut events = Vec::new();
+    run.for_each_logged_event(&mut |event| {
+        events.push(event);
+        Ok(())
+    })?;
+    let replay = Replay::of(events, run)?;
+    let started = Instant::now();
+    replay.write(bare, true)?;
+    Ok(started.elapsed())
+}
+
+/// A store the ceiling writes to: its rows one by one, as the daemon's
+/// backend writes them, without the engine's savepoints.
+trait Bare: Persist + Transactions {
+    fn write_rows(&self, records: &Records, writes: &[RowWrite]) -> inboxd::store::Result<()>;
+}
+
+impl Bare for Store {
+    fn write_rows(&self, records: &Records, writes: &[RowWrite]) -> inboxd::store::Result<()> {
+        for write in writes {
+            match write {
+                RowWrite::Ticket(id) => self.put_ticket(&records.tickets[id])?,
+                RowWrite::Conversation(id) => self.put_conversation(&records.conversations[id])?,
+                RowWrite::Association {
+                    ticket,
+                    conversation,
+                } => self.associate(ticket, conversation)?,
+                RowWrite::Block(contact) => self.block(contact)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Bare for PgStore {
+    fn write_rows(&self, records: &Records, writes: &[RowWrite]) -> inboxd::store::Result<()> {
+        let mut associations = Vec::new();
+        let mut blocks = Vec::new();
+        let mut state = StateWrites::default();
+        for write in writes {
+            match write {
+                RowWrite::Ticket(id) => state.tickets.push(&records.tickets[id]),
+                RowWrite::Conversation(id) => state.conversations.push(&records.conversations[id]),
+                RowWrite::Association {
+                    ticket,
+                    conversation,
+                } => associations.push((ticket.clone(), conversation.clone())),
+                RowWrite::Block(contact) => blocks.push(contact.clone()),
+            }
+        }
+        state.associations = &associations;
+        state.blocks = &blocks;
+        PgStore::write_rows(self, &state)
+    }
+}
+
 /// What a run wrote, event by event, ready to be written again.
 struct Replay {
     events: Vec<LoggedEvent>,
@@ -46,8 +107,7 @@ struct Replay {
 }
 
 impl Replay {
-    fn of(store: &Store) -> inboxd::store::Result<Replay> {
-        let events = store.logged_events()?;
+    fn of(events: Vec<LoggedEvent>, store: &dyn StateRead) -> inboxd::store::Result<Replay> {
         let writes: Vec<Vec<RowWrite>> = events.iter().map(|e| row_writes(&e.changes)).collect();
         let records = Records::of(store, &writes)?;
         Ok(Replay {
@@ -59,11 +119,11 @@ impl Replay {
 
     /// The state rows, and with `with_log` the outcome and audit rows, in
     /// the daemon's batches.
-    fn write(&self, bare: &Store, with_log: bool) -> inboxd::store::Result<()> {
+    fn write(&self, bare: &dyn Bare, with_log: bool) -> inboxd::store::Result<()> {
         for (events, writes) in self.events.chunks(BATCH).zip(self.writes.chunks(BATCH)) {
             bare.begin()?;
             for (event, writes) in events.iter().zip(writes) {
-                self.records.write(bare, writes)?;
+                bare.write_rows(&self.records, writes)?;
                 if with_log {
                     bare.record(&event.as_recorded())?;
                 }
@@ -82,7 +142,7 @@ struct Records {
 }
 
 impl Records {
-    fn of(store: &Store, writes: &[Vec<RowWrite>]) -> inboxd::store::Result<Records> {
+    fn of(store: &dyn StateRead, writes: &[Vec<RowWrite>]) -> inboxd::store::Result<Records> {
         let mut records = Records {
             conversations: HashMap::new(),
             tickets: HashMap::new(),
@@ -103,21 +163,6 @@ impl Records {
             }
         }
         Ok(records)
-    }
-
-    fn write(&self, bare: &Store, writes: &[RowWrite]) -> inboxd::store::Result<()> {
-        for write in writes {
-            match write {
-                RowWrite::Ticket(id) => bare.put_ticket(&self.tickets[id])?,
-                RowWrite::Conversation(id) => bare.put_conversation(&self.conversations[id])?,
-                RowWrite::Association {
-                    ticket,
-                    conversation,
-                } => bare.associate(ticket, conversation)?,
-                RowWrite::Block(contact) => bare.block(contact)?,
-            }
-        }
-        Ok(())
     }
 }
 
@@ -195,13 +240,13 @@ mod tests {
     #[test]
     fn the_ceiling_writes_the_rows_the_run_wrote() {
         let store = processed(2_000);
-        let replay = Replay::of(&store).unwrap();
+        let replay = Replay::of(store.logged_events().unwrap(), store.as_ref()).unwrap();
         for with_log in [true, false] {
             let bare = Store::open_in_memory().unwrap();
             replay.write(&bare, with_log).unwrap();
             assert_eq!(
-                as_json(Export::read(&bare).unwrap()),
-                as_json(Export::read(&store).unwrap())
+                as_json(bare.read_consistently(|s| Export::of(s)).unwrap()),
+                as_json(store.read_consistently(|s| Export::of(s)).unwrap())
             );
             let logged =
                 |s: &Store| -> Vec<(String, inboxd::engine::report::Outcome, Vec<Change>)> {

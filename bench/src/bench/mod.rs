@@ -4,6 +4,7 @@
 
 mod ceiling;
 mod live;
+pub mod postgres;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,11 @@ pub struct Options {
     /// store, and report the median run (by ratio to the ceiling).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
+    /// Measure the PostgreSQL store instead, on this server (a URL whose
+    /// user may create databases): throughput next to the ceiling of the
+    /// same writes on the same server.
+    #[arg(long, env = "INBOXD_BENCH_PG_URL")]
+    pub postgres: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -197,6 +203,16 @@ pub fn run(config_file: &Path, options: &Options) -> anyhow::Result<Figures> {
         latency,
         reload,
     })
+}
+
+/// The PostgreSQL measurement (`--postgres`), as text.
+pub fn run_postgres(config_file: &Path, url: &str, options: &Options) -> anyhow::Result<String> {
+    let config = Config::load(config_file)?;
+    let events = Workload::new(options.seed).take(options.events);
+    let runs = (0..options.repeat)
+        .map(|_| postgres::throughput(&config.rules_dir, url, &events))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(postgres::to_text(events.len(), &runs))
 }
 
 /// Enqueues the workload, processes it with the daemon's code, then

@@ -210,7 +210,9 @@ impl DoneEvents for PgStore {
 }
 
 impl PgStore {
-    pub(super) fn write_rows(&self, writes: &StateWrites) -> Result<()> {
+    /// The state rows, without the savepoint `write_state` takes (the
+    /// benchmark's ceiling writes them bare).
+    pub fn write_rows(&self, writes: &StateWrites) -> Result<()> {
         for c in &writes.conversations {
             self.execute(
                 "INSERT INTO conversations (id, status, owner, inbox, channel, contact, subject, spam)
