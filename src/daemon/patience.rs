@@ -39,7 +39,7 @@ impl Backoff {
             .unwrap_or_default();
         let text = format!("{error:#}");
         let kind = if is_transient(error) {
-            "the store is unavailable (full disk? I/O error?)"
+            "the store is unavailable (full disk? I/O error? database server down?)"
         } else {
             "cannot process the queue"
         };

@@ -19,6 +19,9 @@ const MAX_LIMIT: usize = 1_000;
 const MAX_WAIT_SECONDS: u64 = 25;
 /// How often a waiting request looks whether a batch committed.
 const WAIT_POLL: Duration = Duration::from_millis(50);
+/// How often a long poll reads the feed again when commits may come from
+/// another daemon.
+const OTHERS_POLL: Duration = Duration::from_secs(1);
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,7 +68,13 @@ pub async fn get_changes(
                 serde_json::json!({"changes": page, "next": next}),
             );
         }
+        // On PostgreSQL another daemon may hold the lease and commit: this
+        // one's commits say nothing then, the feed is read again each second.
+        let look_again = Instant::now() + OTHERS_POLL;
         while api.control.commits() == seen && Instant::now() < deadline {
+            if api.config.store_url.is_some() && Instant::now() >= look_again {
+                break;
+            }
             tokio::time::sleep(WAIT_POLL).await;
         }
     }

@@ -16,11 +16,12 @@ pub enum Trouble {
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database refused or failed.
-    #[error("{source}")]
+    /// The database refused or failed (the backend's error says all: it
+    /// is shown, not chained, so that it is not said twice).
+    #[error("{error}")]
     Backend {
         trouble: Trouble,
-        source: Box<dyn std::error::Error + Send + Sync>,
+        error: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The database rolled the whole transaction back by itself (an I/O
     /// error, a full disk) while an event was processed.
@@ -38,7 +39,7 @@ impl StoreError {
     ) -> StoreError {
         StoreError::Backend {
             trouble,
-            source: source.into(),
+            error: source.into(),
         }
     }
 

@@ -21,7 +21,23 @@ pub fn from_pg(e: postgres::Error) -> StoreError {
             }
         }
     };
-    StoreError::backend(trouble, e)
+    StoreError::backend(trouble, describe(&e))
+}
+
+/// The server's own words (`FATAL: the database system is shutting
+/// down`), or the client's error with its causes.
+fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
+        return format!("{}: {}{detail}", db.severity(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 impl From<postgres::Error> for StoreError {

@@ -95,6 +95,11 @@ impl PgStore {
     }
 
     fn statement(&self, sql: &'static str) -> Result<Statement> {
+        // Outside a transaction a broken connection (a server restarted)
+        // is replaced; inside one, the transaction is lost and says so.
+        if !self.in_transaction.get() {
+            self.reconnect_if_closed()?;
+        }
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
@@ -130,7 +135,9 @@ impl PgStore {
     pub fn read_consistently<T>(&self, read: impl FnOnce(&PgStore) -> Result<T>) -> Result<T> {
         self.reconnect_if_closed()?;
         self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        self.in_transaction.set(true);
         let result = read(self);
+        self.in_transaction.set(false);
         let end = self.batch("ROLLBACK");
         let value = result?;
         end?;
