@@ -39,6 +39,9 @@ const BATCH_TIME: Duration = Duration::from_millis(100);
 /// The idle daemon is woken by file events; this is the fallback in case
 /// one is missed (e.g. on a file system without notifications).
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// The same on PostgreSQL, where the daemon LISTENs for new events (and is
+/// woken after the listener reconnects, in case one was missed).
+const LISTENED_POLL: Duration = Duration::from_secs(10);
 
 /// Loads config and rules, failing with every problem found.
 pub fn load(config_file: &Path, rules_dir: Option<&Path>) -> anyhow::Result<RuleSet> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{Daemon, IDLE_POLL};
+use super::{Daemon, IDLE_POLL, LISTENED_POLL};
 use crate::daemon::control::Control;
 use crate::daemon::tally::Tally;
 
@@ -48,7 +48,14 @@ impl Daemon {
             .and_then(|due| crate::domain::event::parse_time(&due).ok())
             .map(|due| (due - self.clock.now()).unsigned_abs())
             .unwrap_or(IDLE_POLL);
+        // On PostgreSQL producers' notifications wake the daemon: looking
+        // at the queue is only a safety net there.
+        let poll = if self.rules().config.store_url.is_some() {
+            LISTENED_POLL
+        } else {
+            IDLE_POLL
+        };
         // Due times are whole seconds: wake just after.
-        wait.min(IDLE_POLL) + Duration::from_millis(1)
+        wait.min(poll) + Duration::from_millis(1)
     }
 }
