@@ -40,6 +40,19 @@ pub fn expand(rows: Vec<(i64, Change, String)>) -> Vec<(i64, Change)> {
     out
 }
 
+/// One `AuditRow` per field of an audit row (`row` without its field).
+pub fn per_field(row: crate::store::AuditRow, fields: &str) -> Vec<crate::store::AuditRow> {
+    parse(fields)
+        .into_iter()
+        .map(|(field, before, after)| crate::store::AuditRow {
+            field,
+            before,
+            after,
+            ..row.clone()
+        })
+        .collect()
+}
+
 /// `[[field, before, after], ...]`, as `rows` writes it.
 pub fn parse(text: &str) -> Vec<(String, Value, Value)> {
     let Ok(Value::Array(items)) = serde_json::from_str(text) else {

@@ -7,6 +7,7 @@
 //!   snapshot of another store.
 
 mod audit_fields;
+mod by_event;
 mod error;
 pub mod memory;
 pub mod postgres;

@@ -74,14 +74,7 @@ fn killing_the_daemon_on_postgres_loses_and_repeats_nothing() {
     let events = random_events(from_env("INBOXD_CRASH_EVENTS", 1500), 7);
     slow_down(&inbox);
     kill_at_random_points(&inbox, &events, from_env("INBOXD_CRASH_ROUNDS", 6));
-    let mut model = Model::default();
-    for e in &events {
-        model.apply(e);
-    }
-    assert_eq!(inbox.export(), model.export());
-    let ids: Vec<Value> = inbox.outcomes().iter().map(|o| o["id"].clone()).collect();
-    let sent: Vec<Value> = events.iter().map(|e| e["id"].clone()).collect();
-    assert_eq!(ids, sent, "each event processed once, in queue order");
+    each_event_once_as_the_model(&inbox, &events);
 }
 
 /// Waits for `what`, up to `limit`; how long it took.
@@ -92,6 +85,36 @@ fn within(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Durati
         std::thread::sleep(Duration::from_millis(20));
     }
     start.elapsed()
+}
+
+/// The export is the model's, and the outcomes are the events', once each,
+/// in queue order: nothing lost, doubled or reordered.
+fn each_event_once_as_the_model(inbox: &Inbox, events: &[Value]) {
+    let mut model = Model::default();
+    for e in events {
+        model.apply(e);
+    }
+    assert_eq!(inbox.export(), model.export());
+    let ids: Vec<Value> = inbox.outcomes().iter().map(|o| o["id"].clone()).collect();
+    let sent: Vec<Value> = events.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(ids, sent, "nothing lost, doubled or reordered");
+}
+
+/// Daemon A holding the lease (log `a.log`), then B standing by (`b.log`).
+fn holder_and_standby(inbox: &Inbox) -> (Running, Running) {
+    let holder = inbox.spawn_logged("a.log", &[], &[]);
+    within(
+        Duration::from_secs(60),
+        "the first daemon to hold the lease",
+        || holder_pid(inbox) == Some(holder.child.id()),
+    );
+    let standby = inbox.spawn_logged("b.log", &[], &[]);
+    within(
+        Duration::from_secs(60),
+        "the second daemon to stand by",
+        || inbox.read("b.log").contains("standing by"),
+    );
+    (holder, standby)
 }
 
 fn holder_pid(inbox: &Inbox) -> Option<u32> {
@@ -109,18 +132,7 @@ fn a_standby_takes_over_within_5_s_of_the_holder_s_death_under_load() {
     let events = random_events(1200, 5);
     let (first, second) = events.split_at(events.len() / 2);
     inbox.enqueue(&lines(first));
-    let mut holder = inbox.spawn_logged("a.log", &[], &[]);
-    within(
-        Duration::from_secs(60),
-        "the first daemon to hold the lease",
-        || holder_pid(&inbox) == Some(holder.child.id()),
-    );
-    let mut standby = inbox.spawn_logged("b.log", &[], &[]);
-    within(
-        Duration::from_secs(60),
-        "the second daemon to stand by",
-        || inbox.read("b.log").contains("standing by"),
-    );
+    let (mut holder, mut standby) = holder_and_standby(&inbox);
     assert_eq!(inbox.status()["running"], true);
     // Under load: the holder is inside the backlog, producers still write.
     within(
@@ -162,14 +174,7 @@ fn a_standby_takes_over_within_5_s_of_the_holder_s_death_under_load() {
         inbox.status()["queued"] == 0 && inbox.outcomes().len() == events.len()
     });
     assert!(standby.is_running());
-    let mut model = Model::default();
-    for e in &events {
-        model.apply(e);
-    }
-    assert_eq!(inbox.export(), model.export());
-    let ids: Vec<Value> = inbox.outcomes().iter().map(|o| o["id"].clone()).collect();
-    let sent: Vec<Value> = events.iter().map(|e| e["id"].clone()).collect();
-    assert_eq!(ids, sent, "nothing lost, doubled or reordered");
+    each_event_once_as_the_model(&inbox, &events);
 }
 
 #[test]
@@ -273,18 +278,7 @@ fn a_holder_that_loses_its_connection_commits_nothing_more() {
     slow_down(&inbox);
     let events = random_events(900, 9);
     inbox.enqueue(&lines(&events));
-    let holder = inbox.spawn_logged("a.log", &[], &[]);
-    within(
-        Duration::from_secs(60),
-        "the first daemon to hold the lease",
-        || holder_pid(&inbox) == Some(holder.child.id()),
-    );
-    let mut standby = inbox.spawn_logged("b.log", &[], &[]);
-    within(
-        Duration::from_secs(60),
-        "the second daemon to stand by",
-        || inbox.read("b.log").contains("standing by"),
-    );
+    let (holder, mut standby) = holder_and_standby(&inbox);
     within(
         Duration::from_secs(60),
         "the holder to start on the backlog",
@@ -315,14 +309,7 @@ fn a_holder_that_loses_its_connection_commits_nothing_more() {
         "the old holder to stand by",
         || inbox.read("a.log").contains("standing by"),
     );
-    let mut model = Model::default();
-    for e in &events {
-        model.apply(e);
-    }
-    assert_eq!(inbox.export(), model.export());
-    let ids: Vec<Value> = inbox.outcomes().iter().map(|o| o["id"].clone()).collect();
-    let sent: Vec<Value> = events.iter().map(|e| e["id"].clone()).collect();
-    assert_eq!(ids, sent, "nothing lost, doubled or reordered");
+    each_event_once_as_the_model(&inbox, &events);
 }
 
 #[test]

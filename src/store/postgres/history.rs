@@ -42,14 +42,7 @@ fn audit_rows(rows: &[postgres::Row]) -> Vec<AuditRow> {
             ruleset: r.get(9),
         };
         let fields: String = r.get(8);
-        for (field, before, after) in crate::store::audit_fields::parse(&fields) {
-            out.push(AuditRow {
-                field,
-                before,
-                after,
-                ..row.clone()
-            });
-        }
+        out.extend(crate::store::audit_fields::per_field(row, &fields));
     }
     out
 }
@@ -143,16 +136,10 @@ impl PgStore {
                 .iter()
                 .map(audit_row)
                 .collect::<Result<Vec<_>>>()?;
-            let mut changes = crate::store::audit_fields::expand(audit)
-                .into_iter()
-                .peekable();
+            let mut changes = crate::store::by_event::ChangesByEvent::new(audit);
             for r in &events {
                 let outcome: String = r.get(5);
                 let seq: i64 = r.get(0);
-                let mut own = Vec::new();
-                while let Some((_, change)) = changes.next_if(|(p, _)| *p <= seq) {
-                    own.push(change);
-                }
                 each(LoggedEvent {
                     seq,
                     queue_seq: r.get(1),
@@ -168,7 +155,7 @@ impl PgStore {
                     reason: r.get(6),
                     ruleset: r.get(7),
                     processed_at: r.get(8),
-                    changes: own,
+                    changes: changes.of(seq),
                 })?;
             }
             after = last;

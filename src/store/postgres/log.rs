@@ -7,7 +7,7 @@ use postgres::Row;
 
 use super::PgStore;
 use crate::domain::change::{Change, Entity};
-use crate::domain::feed::{feed_changes, FeedEntry, Notification};
+use crate::domain::feed::{FeedEntry, Notification};
 use crate::domain::outcome::Outcome;
 use crate::store::sqlite::feed::event_at;
 use crate::store::{OutcomeRow, Recorded, Result, StoreError, Trouble};
@@ -181,10 +181,7 @@ impl PgStore {
             .iter()
             .map(audit_row)
             .collect::<Result<Vec<_>>>()?;
-        let mut changes = crate::store::audit_fields::expand(audit)
-            .into_iter()
-            .peekable();
-        let mut notifications = self
+        let notifications = self
             .query(
                 "SELECT processed, webhook, payload, rule, event FROM notifications
                  WHERE processed BETWEEN $1 AND $2 ORDER BY id",
@@ -201,35 +198,30 @@ impl PgStore {
                 };
                 (r.get::<_, i64>(0), n)
             })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .peekable();
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let body: String = r.get(7);
-            let processed_at: String = r.get(6);
-            let mut entry = FeedEntry {
-                cursor: r.get(0),
-                event: r.get(1),
-                event_type: r.get(2),
-                outcome: outcome_of(r, 3).unwrap_or(Outcome::Failed),
-                reason: r.get(4),
-                at: Some(event_at(&body).unwrap_or(processed_at)),
-                ruleset: r.get(5),
-                changes: Vec::new(),
-                notifications: Vec::new(),
-            };
-            let mut own = Vec::new();
-            while let Some((_, change)) = changes.next_if(|(seq, _)| *seq <= entry.cursor) {
-                own.push(change);
-            }
-            entry.changes = feed_changes(&own);
-            while let Some((_, n)) = notifications.next_if(|(seq, _)| *seq <= entry.cursor) {
-                entry.notifications.push(n);
-            }
-            out.push(entry);
-        }
-        Ok(out)
+            .collect();
+        let entries = rows
+            .iter()
+            .map(|r| {
+                let body: String = r.get(7);
+                let processed_at: String = r.get(6);
+                FeedEntry {
+                    cursor: r.get(0),
+                    event: r.get(1),
+                    event_type: r.get(2),
+                    outcome: outcome_of(r, 3).unwrap_or(Outcome::Failed),
+                    reason: r.get(4),
+                    at: Some(event_at(&body).unwrap_or(processed_at)),
+                    ruleset: r.get(5),
+                    changes: Vec::new(),
+                    notifications: Vec::new(),
+                }
+            })
+            .collect();
+        Ok(crate::store::by_event::attach(
+            entries,
+            audit,
+            notifications,
+        ))
     }
 
     /// How many messages one webhook has yet to send after `after`.

@@ -110,14 +110,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (row, fields) = row?;
-            for (field, before, after) in crate::store::audit_fields::parse(&fields) {
-                out.push(AuditRow {
-                    field,
-                    before,
-                    after,
-                    ..row.clone()
-                });
-            }
+            out.extend(crate::store::audit_fields::per_field(row, &fields));
         }
         Ok(out)
     }

@@ -7,7 +7,7 @@ use rusqlite::params;
 
 use super::{Result, Store};
 use crate::domain::event::limits::MAX_EVENT_BYTES;
-use crate::domain::feed::{feed_changes, FeedEntry, Notification};
+use crate::domain::feed::{FeedEntry, Notification};
 use crate::domain::outcome::Outcome;
 
 impl Store {
@@ -62,7 +62,7 @@ impl Store {
             return Ok(Vec::new());
         };
         let (first, last) = (first.0.cursor, last.0.cursor);
-        let mut audit = self
+        let audit = self
             .conn
             .prepare_cached(
                 "SELECT processed, cause, rule, chain, entity, entity_id, fields FROM audit
@@ -70,7 +70,7 @@ impl Store {
             )?
             .query_map([first, last], super::audit::audit_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut notifications = self
+        let notifications = self
             .conn
             .prepare_cached(
                 "SELECT processed, webhook, payload, rule, event FROM notifications
@@ -88,26 +88,19 @@ impl Store {
                     },
                 ))
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?
-            .into_iter()
-            .peekable();
-        let mut changes = crate::store::audit_fields::expand(std::mem::take(&mut audit))
-            .into_iter()
-            .peekable();
-        let mut out = Vec::with_capacity(entries.len());
-        for (mut entry, at) in entries.drain(..) {
-            entry.at = Some(at);
-            let mut own = Vec::new();
-            while let Some((_, change)) = changes.next_if(|(seq, _)| *seq <= entry.cursor) {
-                own.push(change);
-            }
-            entry.changes = feed_changes(&own);
-            while let Some((_, n)) = notifications.next_if(|(seq, _)| *seq <= entry.cursor) {
-                entry.notifications.push(n);
-            }
-            out.push(entry);
-        }
-        Ok(out)
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let entries = entries
+            .drain(..)
+            .map(|(entry, at)| FeedEntry {
+                at: Some(at),
+                ..entry
+            })
+            .collect();
+        Ok(crate::store::by_event::attach(
+            entries,
+            audit,
+            notifications,
+        ))
     }
 
     /// How many messages for `webhook` come after the entry `after`: the
