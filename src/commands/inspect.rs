@@ -58,15 +58,12 @@ pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
     // Before the store is opened here (see `is_held`).
     let mut running = DaemonLock::is_held(&config.store_path);
     let store = open_for_reading(&config)?;
-    let holder = match &config.store_url {
-        Some(url) => {
-            let pg = crate::store::postgres::PgStore::open(url.secret())?;
-            let holder = pg.holder().context("cannot read who holds the lease")?;
-            running = holder.is_some();
-            holder
-        }
-        None => None,
-    };
+    let holder = store
+        .lease_holder()
+        .context("cannot read who holds the lease")?;
+    if config.store_url.is_some() {
+        running = holder.is_some();
+    }
     let store_error = running
         .then(|| crate::daemon::health::Health::read(&config.store_path))
         .flatten();
@@ -77,7 +74,7 @@ pub fn status(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {
         daemon: store
             .daemon_status()
             .context("cannot read the daemon status")?,
-        queued: queue_depth(&config)?,
+        queued: store.queued()?,
         processed: store
             .outcome_counts()
             .context("cannot read the processed events")?,
@@ -155,28 +152,6 @@ pub fn explain(
         crate::tools::explain::Explanation::to_text,
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Events waiting in the queue (and in the table an older inboxd kept
-/// them in, until a daemon moves them); none if it was never written.
-fn queue_depth(config: &Config) -> anyhow::Result<u64> {
-    if let Some(url) = &config.store_url {
-        let store = crate::store::postgres::PgStore::open(url.secret())?;
-        return store.depth().context("cannot read the queue");
-    }
-    let store = crate::store::Store::open_for_reading(&config.store_path, config.synchronous)?;
-    let legacy = store.legacy_queue_len().context("cannot read the queue")?;
-    if !crate::store::queue_path(&config.store_path).exists() {
-        return Ok(legacy);
-    }
-    let queue = crate::store::Queue::open_trusted(&config.store_path, config.synchronous)?;
-    let position = store
-        .queue_position()
-        .context("cannot read how far the queue was processed")?;
-    let depth = queue
-        .depth(position.as_ref())
-        .context("cannot read the queue")?;
-    Ok(depth + legacy)
 }
 
 pub fn timers(config_file: &Path, format: Format) -> anyhow::Result<ExitCode> {

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use crate::domain::config::Config;
+use anyhow::Context;
+
+use crate::domain::config::{Config, Synchronous};
 use crate::domain::feed::FeedEntry;
 use crate::domain::outcome::Outcome;
 use crate::store::postgres::PgStore;
@@ -22,6 +24,10 @@ pub trait Reader: Snapshot {
     fn outcomes_of(&self, event_id: &str) -> Result<Vec<OutcomeRow>>;
     fn outcome_counts(&self) -> Result<BTreeMap<String, u64>>;
     fn daemon_status(&self) -> Result<Option<DaemonStatus>>;
+    /// Events waiting in the queue.
+    fn queued(&self) -> anyhow::Result<u64>;
+    /// On PostgreSQL, the daemon holding the lease (`host:pid`).
+    fn lease_holder(&self) -> Result<Option<String>>;
     /// How far the queue is processed.
     fn queue_position(&self) -> Result<Option<QueuePosition>>;
     /// Up to `limit` feed entries after the cursor `after`.
@@ -152,6 +158,26 @@ impl Reader for SqliteReader {
     fn queue_position(&self) -> Result<Option<QueuePosition>> {
         self.store.queue_position()
     }
+    /// The queue file's (and the table an older inboxd kept events in,
+    /// until a daemon moves them); none if it was never written.
+    fn queued(&self) -> anyhow::Result<u64> {
+        let legacy = self.store.legacy_queue_len().context("cannot read the queue")?;
+        if !crate::store::queue_path(&self.path).exists() {
+            return Ok(legacy);
+        }
+        let queue = crate::store::Queue::open_trusted(&self.path, Synchronous::Normal)?;
+        let position = self
+            .store
+            .queue_position()
+            .context("cannot read how far the queue was processed")?;
+        let depth = queue
+            .depth(position.as_ref())
+            .context("cannot read the queue")?;
+        Ok(depth + legacy)
+    }
+    fn lease_holder(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
     fn feed(&self, after: i64, limit: usize) -> Result<Vec<FeedEntry>> {
         self.store.feed(after, limit)
     }
@@ -208,6 +234,12 @@ impl Reader for PgStore {
     }
     fn queue_position(&self) -> Result<Option<QueuePosition>> {
         PgStore::queue_position(self)
+    }
+    fn queued(&self) -> anyhow::Result<u64> {
+        Ok(self.depth()?)
+    }
+    fn lease_holder(&self) -> Result<Option<String>> {
+        self.holder()
     }
     fn feed(&self, after: i64, limit: usize) -> Result<Vec<FeedEntry>> {
         PgStore::feed(self, after, limit)
