@@ -161,7 +161,10 @@ impl Reader for SqliteReader {
     /// The queue file's (and the table an older inboxd kept events in,
     /// until a daemon moves them); none if it was never written.
     fn queued(&self) -> anyhow::Result<u64> {
-        let legacy = self.store.legacy_queue_len().context("cannot read the queue")?;
+        let legacy = self
+            .store
+            .legacy_queue_len()
+            .context("cannot read the queue")?;
         if !crate::store::queue_path(&self.path).exists() {
             return Ok(legacy);
         }

@@ -68,22 +68,18 @@ impl StateRead for PgStore {
     }
 
     fn ticket(&self, id: &str) -> Result<Option<Ticket>> {
+        // With its conversations, in one round trip.
         let rows = self.query(
-            "SELECT id, status, owner, subject, properties, deleted FROM tickets WHERE id = $1",
+            "SELECT id, status, owner, subject, properties, deleted,
+                 ARRAY(SELECT conversation FROM associations WHERE ticket = $1 ORDER BY n)
+             FROM tickets WHERE id = $1",
             &[&id],
         )?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
         let mut ticket = ticket_from(row)?;
-        ticket.conversations = self
-            .query(
-                "SELECT conversation FROM associations WHERE ticket = $1 ORDER BY n",
-                &[&id],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        ticket.conversations = row.get(6);
         Ok(Some(ticket))
     }
 
