@@ -378,3 +378,47 @@ fn explain_replay_and_retry_on_postgres() {
     assert_eq!(inbox.outcome("e4").0, "applied");
     assert_eq!(inbox.conversation("c2")["status"], "closed");
 }
+
+/// With `sslmode=require` every connection of the daemon is encrypted
+/// (rustls), as the server's own view of its sessions says. Skipped when
+/// the test server has no TLS.
+#[test]
+fn with_sslmode_require_the_daemon_s_connections_are_encrypted() {
+    let Some(inbox) = Inbox::new().on_postgres("with_sslmode_require") else {
+        return;
+    };
+    let mut db = inbox.database().unwrap().connect();
+    let ssl: String = db.query_one("SHOW ssl", &[]).unwrap().get(0);
+    if ssl != "on" {
+        eprintln!("SKIPPED with_sslmode_require: the test server has no TLS");
+        return;
+    }
+    let url = inbox.database().unwrap().url.clone();
+    let required = if url.contains('?') {
+        format!("{url}&sslmode=require")
+    } else {
+        format!("{url}?sslmode=require")
+    };
+    let config = inbox.read("config/inboxd.toml");
+    inbox.write("config/inboxd.toml", &config.replace(&url, &required));
+    let daemon = inbox.start(&[]);
+    inbox.enqueue(&lines(&[conversation_created("e1", "c1")]));
+    assert_eq!(inbox.wait_outcome("e1").0, "applied");
+    let sessions: Vec<(String, bool)> = db
+        .query(
+            "SELECT a.application_name, s.ssl FROM pg_stat_activity a
+             JOIN pg_stat_ssl s ON s.pid = a.pid
+             WHERE a.datname = current_database() AND a.application_name LIKE 'inboxd%'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(
+        sessions.len() >= 2,
+        "the daemon and its listener: {sessions:?}"
+    );
+    assert!(sessions.iter().all(|(_, ssl)| *ssl), "{sessions:?}");
+    drop(daemon);
+}
