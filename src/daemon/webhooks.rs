@@ -52,6 +52,7 @@ pub fn start(config: &Config, control: &Arc<Control>, metrics: &Arc<Metrics>) {
             }
         };
         let sender = Sender {
+            lease_holder: crate::store::postgres::Lease::new().holder,
             hook: hook.clone(),
             key,
             config: config.clone(),
@@ -69,6 +70,8 @@ pub fn start(config: &Config, control: &Arc<Control>, metrics: &Arc<Metrics>) {
 }
 
 struct Sender {
+    /// This daemon's name as a lease holder (PostgreSQL).
+    lease_holder: String,
     hook: WebhookConfig,
     key: SigningKey,
     config: Config,
@@ -112,7 +115,18 @@ impl Sender {
         let identity = store.identity()?;
         let progress = open_progress(&self.config)?;
         let mut delivery = progress.load(&self.hook.name)?;
+        let mut paused = false;
         while !self.control.stopping() {
+            if !self.consumes(store.as_ref())? {
+                paused = true;
+                self.sleep(IDLE_POLL);
+                continue;
+            }
+            if paused {
+                // Another daemon delivered meanwhile: go on from where it got.
+                delivery = progress.load(&self.hook.name)?;
+                paused = false;
+            }
             let seen = self.control.commits();
             // The entry of the last message too: it may hold more parts.
             let page = store.feed(delivery.cursor - 1, PAGE)?;
@@ -141,6 +155,16 @@ impl Sender {
             }
         }
         Ok(())
+    }
+
+    /// Whether this daemon consumes the store, and so delivers: on
+    /// PostgreSQL only the lease's holder does (one that lost the lease
+    /// stops sending until it holds it again).
+    fn consumes(&self, store: &dyn Reader) -> anyhow::Result<bool> {
+        if self.config.store_url.is_none() {
+            return Ok(true);
+        }
+        Ok(store.lease_holder()?.as_deref() == Some(self.lease_holder.as_str()))
     }
 
     /// Tries one message until it is delivered (or given up after

@@ -422,3 +422,73 @@ fn with_sslmode_require_the_daemon_s_connections_are_encrypted() {
     assert!(sessions.iter().all(|(_, ssl)| *ssl), "{sessions:?}");
     drop(daemon);
 }
+
+/// A daemon that lost the lease stops delivering webhooks: after the
+/// standby took over, each new message is sent once, by the new holder.
+#[test]
+fn only_the_lease_holder_delivers_webhooks() {
+    let Some(inbox) = Inbox::new().on_postgres("only_the_lease_holder_delivers") else {
+        return;
+    };
+    let (url, got) = crate::webhooks::receiver(|_| (200, 0));
+    let inbox = crate::webhooks::with_webhook(inbox, &url);
+    let env = [("TEST_WEBHOOK_SECRET", crate::webhooks::SECRET)];
+    let holder = inbox.spawn_logged("a.log", &[], &env);
+    within(
+        Duration::from_secs(60),
+        "the first daemon to hold the lease",
+        || holder_pid(&inbox) == Some(holder.child.id()),
+    );
+    let standby = inbox.spawn_logged("b.log", &[], &env);
+    within(
+        Duration::from_secs(60),
+        "the second daemon to stand by",
+        || inbox.read("b.log").contains("standing by"),
+    );
+    inbox.enqueue(&lines(&[conversation_created("e1", "c1")]));
+    within(Duration::from_secs(30), "the first messages", || {
+        crate::webhooks::delivered(&got).len() >= 2
+    });
+    let name = inbox.status()["holder"].as_str().unwrap().to_string();
+    let cut = inbox
+        .database()
+        .unwrap()
+        .connect()
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("inboxd {name}")],
+        )
+        .unwrap();
+    assert_eq!(cut, 1);
+    within(
+        Duration::from_secs(5),
+        "the standby to take the lease",
+        || holder_pid(&inbox) == Some(standby.child.id()),
+    );
+    // Past the old holder's next look at the lease (each page, each second).
+    std::thread::sleep(Duration::from_secs(2));
+    let before = crate::webhooks::delivered(&got).len();
+    let events: Vec<Value> = (2..8)
+        .map(|i| conversation_created(&format!("e{i}"), &format!("c{i}")))
+        .collect();
+    inbox.enqueue(&lines(&events));
+    within(Duration::from_secs(30), "the new messages", || {
+        crate::webhooks::delivered(&got).len() >= before + 12
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let after: Vec<String> = crate::webhooks::delivered(&got)[before..]
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = after.iter().collect();
+    assert_eq!(
+        after.len(),
+        12,
+        "6 events: changes and a notification each: {after:?}"
+    );
+    assert_eq!(
+        distinct.len(),
+        after.len(),
+        "a message sent twice: {after:?}"
+    );
+}

@@ -10,21 +10,21 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
-    id: String,
+pub struct Received {
+    pub id: String,
     timestamp: String,
     signature: String,
     body: String,
-    accepted: bool,
+    pub accepted: bool,
 }
 
 /// A receiver on a free loopback port; `answer(n)` says, for the n-th
 /// request, the status to give and how long to wait first.
-fn receiver(
+pub fn receiver(
     answer: impl Fn(usize) -> (u16, u64) + Send + 'static,
 ) -> (String, Arc<Mutex<Vec<Received>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -130,7 +130,7 @@ fn expected_ids(inbox: &Inbox) -> Vec<String> {
     ids
 }
 
-fn delivered(got: &Arc<Mutex<Vec<Received>>>) -> Vec<Received> {
+pub fn delivered(got: &Arc<Mutex<Vec<Received>>>) -> Vec<Received> {
     got.lock()
         .unwrap()
         .iter()
