@@ -43,7 +43,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the daemon: consume the queue and apply the rules; reload them
     /// when their files change or on SIGHUP; SIGINT/SIGTERM stop after the
-    /// event in hand.
+    /// event in hand. On PostgreSQL (`[store] url`), a daemon stands by
+    /// while another holds the lease, and takes over when it goes.
     Run {
         /// Process everything queued, then exit.
         #[arg(long)]
@@ -155,8 +156,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Show whether a daemon runs, the queue depth, events by outcome, the
-    /// live ruleset version, the last reload error and any store trouble.
+    /// Show whether a daemon runs (on PostgreSQL: which one holds the
+    /// lease), the queue depth, events by outcome, the live ruleset
+    /// version, the last reload error and any store trouble.
     Status {
         /// Output for people (text) or for programs (json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
