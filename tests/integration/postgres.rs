@@ -492,3 +492,37 @@ fn only_the_lease_holder_delivers_webhooks() {
         "a message sent twice: {after:?}"
     );
 }
+
+/// Every connection of a lone daemon cut mid-backlog, twice (as a server
+/// restart does): it reconnects, takes the lease again and finishes, each
+/// event once, in order.
+#[test]
+fn a_daemon_whose_connections_are_all_cut_reconnects_and_loses_nothing() {
+    let Some(inbox) = Inbox::new().on_postgres("a_daemon_whose_connections_are_all_cut") else {
+        return;
+    };
+    slow_down(&inbox);
+    let events = random_events(900, 3);
+    inbox.enqueue(&lines(&events));
+    let mut daemon = inbox.spawn(&[]);
+    let mut db = inbox.database().unwrap().connect();
+    for round in 1..=2 {
+        within(Duration::from_secs(60), "progress on the backlog", || {
+            inbox.outcomes().len() > 100 * round
+        });
+        let cut = db
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name LIKE 'inboxd%'",
+                &[],
+            )
+            .unwrap();
+        assert!(cut >= 2, "the daemon's connection and its listener: {cut}");
+    }
+    within(Duration::from_secs(120), "the daemon to finish", || {
+        inbox.status()["queued"] == 0
+    });
+    assert!(daemon.is_running());
+    assert!(inbox.log().contains("reconnected"), "{}", inbox.log());
+    each_event_once_as_the_model(&inbox, &events);
+}
