@@ -510,6 +510,21 @@ fn a_daemon_whose_connections_are_all_cut_reconnects_and_loses_nothing() {
         within(Duration::from_secs(60), "progress on the backlog", || {
             inbox.outcomes().len() > 100 * round
         });
+        within(
+            Duration::from_secs(30),
+            "the daemon and its listener connected",
+            || {
+                let sessions: i64 = db
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND application_name LIKE 'inboxd%'",
+                        &[],
+                    )
+                    .unwrap()
+                    .get(0);
+                sessions >= 2
+            },
+        );
         let cut = db
             .execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity

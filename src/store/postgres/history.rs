@@ -3,7 +3,6 @@
 
 use serde_json::Value;
 
-use super::log::audit_row;
 use super::PgStore;
 use crate::domain::outcome::Outcome;
 use crate::store::{AuditRow, LoggedEvent, RecordedConfig, Result, StoreError, Trouble};
@@ -127,15 +126,7 @@ impl PgStore {
                 return Ok(());
             };
             let (first, last): (i64, i64) = (first.get(0), last.get(0));
-            let audit = self
-                .query(
-                    "SELECT processed, cause, rule, chain, entity, entity_id, fields FROM audit
-                     WHERE processed BETWEEN $1 AND $2 ORDER BY id",
-                    &[&first, &last],
-                )?
-                .iter()
-                .map(audit_row)
-                .collect::<Result<Vec<_>>>()?;
+            let audit = self.audit_between(first, last)?;
             let mut changes = crate::store::by_event::ChangesByEvent::new(audit);
             for r in &events {
                 let outcome: String = r.get(5);

@@ -37,10 +37,13 @@ impl Lease {
     pub fn try_take(&self, client: &mut Client) -> Result<bool> {
         // The holder's name is in the session, where `status` reads it; the
         // server checks that a silent client is still there every second.
-        client.batch_execute(&format!(
-            "SET application_name = 'inboxd {}'; SET client_connection_check_interval = '1s'",
-            self.holder
-        ))?;
+        client.execute(
+            "SELECT set_config('application_name', $1, false)",
+            &[&format!("inboxd {}", self.holder)],
+        )?;
+        // PostgreSQL 14 and later; older servers notice at their TCP
+        // keepalives instead.
+        let _ = client.batch_execute("SET client_connection_check_interval = '1s'");
         Ok(client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_KEY])?
             .get(0))

@@ -33,7 +33,7 @@ fn outcome_row(r: &Row) -> Result<OutcomeRow> {
 
 /// An audit row: its event's `processed` seq, the change without its
 /// fields, and the fields' text.
-pub(super) fn audit_row(r: &Row) -> Result<(i64, Change, String)> {
+fn audit_row(r: &Row) -> Result<(i64, Change, String)> {
     let entity: String = r.get(4);
     let entity = Entity::parse(&entity).ok_or_else(|| {
         StoreError::backend(Trouble::Other, format!("an audit row is on a {entity:?}"))
@@ -194,15 +194,7 @@ impl PgStore {
             return Ok(Vec::new());
         };
         let (first, last): (i64, i64) = (first.get(0), last.get(0));
-        let audit = self
-            .query(
-                "SELECT processed, cause, rule, chain, entity, entity_id, fields FROM audit
-                 WHERE processed BETWEEN $1 AND $2 ORDER BY id",
-                &[&first, &last],
-            )?
-            .iter()
-            .map(audit_row)
-            .collect::<Result<Vec<_>>>()?;
+        let audit = self.audit_between(first, last)?;
         let notifications = self
             .query(
                 "SELECT processed, webhook, payload, rule, event FROM notifications
@@ -244,6 +236,22 @@ impl PgStore {
             audit,
             notifications,
         ))
+    }
+
+    /// The audit rows of the events `first..=last`, in order.
+    pub(super) fn audit_between(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<(i64, Change, String)>> {
+        self.query(
+            "SELECT processed, cause, rule, chain, entity, entity_id, fields FROM audit
+             WHERE processed BETWEEN $1 AND $2 ORDER BY id",
+            &[&first, &last],
+        )?
+        .iter()
+        .map(audit_row)
+        .collect()
     }
 
     /// How many messages one webhook has yet to send after `after`.
