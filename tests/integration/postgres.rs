@@ -541,3 +541,48 @@ fn a_daemon_whose_connections_are_all_cut_reconnects_and_loses_nothing() {
     assert!(inbox.log().contains("reconnected"), "{}", inbox.log());
     each_event_once_as_the_model(&inbox, &events);
 }
+
+/// A user who may only read and write inboxd's tables (no CREATE) runs
+/// the daemon and the commands once the schema is made: least privilege.
+#[test]
+fn a_user_without_create_rights_runs_inboxd_on_a_made_schema() {
+    let Some(inbox) = Inbox::new().on_postgres("a_user_without_create_rights") else {
+        return;
+    };
+    inbox.enqueue(&lines(&[conversation_created("e1", "c1")])); // makes the schema
+    let database = inbox.database().unwrap();
+    let role = format!("inboxd_rw_{}", std::process::id());
+    let mut db = database.connect();
+    db.batch_execute(&format!(
+        "DROP ROLE IF EXISTS {role};
+         CREATE ROLE {role} LOGIN;
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         GRANT USAGE ON SCHEMA public TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};"
+    ))
+    .unwrap();
+    let as_role = database.url.replacen("://", &format!("://{role}@"), 1);
+    let as_role = match as_role.split_once('@') {
+        // The admin URL may name its own user: the role's comes first.
+        Some((head, rest)) if rest.contains('@') => {
+            format!("{head}@{}", rest.split_once('@').unwrap().1)
+        }
+        _ => as_role,
+    };
+    let config = inbox.read("config/inboxd.toml");
+    inbox.write(
+        "config/inboxd.toml",
+        &config.replace(&database.url, &as_role),
+    );
+    inbox.enqueue(&lines(&[ticket_created("e2", "t1", "c1")]));
+    inbox.drain();
+    assert_eq!(inbox.conversation("c1")["ticket"], "t1");
+    assert_eq!(inbox.status()["processed"]["applied"], 2);
+    db.batch_execute(&format!("DROP OWNED BY {role}")).unwrap();
+    drop(db);
+    let mut admin =
+        postgres::Client::connect(&std::env::var(crate::pg::URL_ENV).unwrap(), postgres::NoTls)
+            .unwrap();
+    let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
+}

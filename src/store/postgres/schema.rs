@@ -129,8 +129,31 @@ CREATE TABLE deliveries (
 );
 "#];
 
+/// The schema's version, if the database has inboxd's tables.
+fn version_of(client: &mut Client) -> Result<Option<i64>> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('inboxd_schema') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(Some(
+        client
+            .query_one(
+                "SELECT coalesce(max(version), 0)::BIGINT FROM inboxd_schema",
+                &[],
+            )?
+            .get(0),
+    ))
+}
+
 /// Brings the schema up to date (and gives a new store its identity).
 pub fn migrate(client: &mut Client) -> Result<()> {
+    // Up to date: nothing to lock or create (a user who may only read and
+    // write the tables can run every command).
+    if version_of(client)? == Some(MIGRATIONS.len() as i64) {
+        return Ok(());
+    }
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_KEY])?;
     tx.batch_execute("SET LOCAL client_min_messages = warning")?;
