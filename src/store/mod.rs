@@ -21,7 +21,7 @@ pub use error::{Result, StoreError, Trouble};
 pub use memory::MemoryStore;
 pub use producer::Producer;
 pub use progress::{open_progress, DeliveryProgress};
-pub use reader::{open_reader, open_sendable_reader, Reader, SqliteReader};
+pub use reader::{open_reader, open_sendable_reader, Reader};
 pub use roles::{
     Batch, DaemonStore, DoneEvents, EngineStore, EventQueue, Persist, Snapshot, StateRead,
     StateWrites, Transactions,

@@ -2,7 +2,6 @@
 //! whichever backend holds it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::rc::Rc;
 
 use anyhow::Context;
@@ -12,8 +11,8 @@ use crate::domain::feed::FeedEntry;
 use crate::domain::outcome::Outcome;
 use crate::store::postgres::PgStore;
 use crate::store::{
-    AuditRow, DaemonStatus, Deliveries, Delivery, DoneEvents, LoggedEvent, OutcomeRow,
-    QueuePosition, RecordedConfig, Result, Snapshot, StateRead, Store,
+    AuditRow, DaemonStatus, Deliveries, Delivery, LoggedEvent, OutcomeRow, QueuePosition,
+    RecordedConfig, Result, Snapshot, Store,
 };
 
 /// A store as the read commands see it.
@@ -69,108 +68,43 @@ pub fn open_reader(config: &Config) -> anyhow::Result<Rc<dyn Reader>> {
 pub fn open_sendable_reader(config: &Config) -> anyhow::Result<Box<dyn Reader + Send>> {
     Ok(match &config.store_url {
         Some(url) => Box::new(PgStore::open(url.secret())?),
-        None => Box::new(SqliteReader {
-            store: Store::open_for_reading(&config.store_path, config.synchronous)?,
-            path: config.store_path.clone(),
-        }),
+        None => Box::new(Store::open_for_reading(
+            &config.store_path,
+            config.synchronous,
+        )?),
     })
 }
 
-/// The SQLite store with where its files are (the webhooks' progress is
-/// kept beside it).
-pub struct SqliteReader {
-    pub store: Store,
-    path: PathBuf,
-}
-
-macro_rules! state_read_by {
-    ($ty:ty, $field:ident) => {
-        impl StateRead for $ty {
-            fn conversation(&self, id: &str) -> Result<Option<crate::domain::state::Conversation>> {
-                self.$field.conversation(id)
-            }
-            fn ticket(&self, id: &str) -> Result<Option<crate::domain::state::Ticket>> {
-                self.$field.ticket(id)
-            }
-            fn is_blocked(&self, contact: &str) -> Result<bool> {
-                self.$field.is_blocked(contact)
-            }
-            fn all_conversations(&self) -> Result<Vec<crate::domain::state::Conversation>> {
-                self.$field.all_conversations()
-            }
-            fn all_tickets(&self) -> Result<Vec<crate::domain::state::Ticket>> {
-                self.$field.all_tickets()
-            }
-            fn blocked_contacts(&self) -> Result<Vec<String>> {
-                self.$field.blocked_contacts()
-            }
-            fn timer(&self, key: &crate::domain::timer::TimerKey) -> Result<Option<String>> {
-                self.$field.timer(key)
-            }
-            fn timers_of(
-                &self,
-                record: crate::domain::timer::TimerRecord,
-                id: &str,
-            ) -> Result<Vec<crate::domain::timer::Timer>> {
-                self.$field.timers_of(record, id)
-            }
-            fn due_timers(
-                &self,
-                until: &str,
-                limit: usize,
-            ) -> Result<Vec<crate::domain::timer::Timer>> {
-                self.$field.due_timers(until, limit)
-            }
-            fn all_timers(&self) -> Result<Vec<crate::domain::timer::Timer>> {
-                self.$field.all_timers()
-            }
-            fn next_timer_due(&self) -> Result<Option<String>> {
-                self.$field.next_timer_due()
-            }
-        }
-
-        impl DoneEvents for $ty {
-            fn is_done(&self, event_id: &str) -> Result<bool> {
-                self.$field.is_done(event_id)
-            }
-            fn done_among(&self, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
-                self.$field.done_among(ids)
-            }
-        }
-    };
-}
-
-state_read_by!(SqliteReader, store);
-
-impl Reader for SqliteReader {
+/// The SQLite store; its queue and the webhooks' progress are files beside
+/// it.
+impl Reader for Store {
     fn outcomes(&self, outcome: Option<Outcome>) -> Result<Vec<OutcomeRow>> {
-        self.store.outcomes(outcome)
+        Store::outcomes(self, outcome)
     }
     fn outcomes_of(&self, event_id: &str) -> Result<Vec<OutcomeRow>> {
-        self.store.outcomes_of(event_id)
+        Store::outcomes_of(self, event_id)
     }
     fn outcome_counts(&self) -> Result<BTreeMap<String, u64>> {
-        self.store.outcome_counts()
+        Store::outcome_counts(self)
     }
     fn daemon_status(&self) -> Result<Option<DaemonStatus>> {
-        self.store.daemon_status()
+        Store::daemon_status(self)
     }
     fn queue_position(&self) -> Result<Option<QueuePosition>> {
-        self.store.queue_position()
+        Store::queue_position(self)
     }
     /// The queue file's (and the table an older inboxd kept events in,
     /// until a daemon moves them); none if it was never written.
     fn queued(&self) -> anyhow::Result<u64> {
-        let legacy = self
-            .store
-            .legacy_queue_len()
-            .context("cannot read the queue")?;
-        if !crate::store::queue_path(&self.path).exists() {
+        let legacy = self.legacy_queue_len().context("cannot read the queue")?;
+        let Some(path) = self.path() else {
+            return Ok(legacy);
+        };
+        if !crate::store::queue_path(path).exists() {
             return Ok(legacy);
         }
-        let queue = crate::store::Queue::open_trusted(&self.path, Synchronous::Normal)?;
+        let queue = crate::store::Queue::open_trusted(path, Synchronous::Normal)?;
         let position = self
-            .store
             .queue_position()
             .context("cannot read how far the queue was processed")?;
         let depth = queue
@@ -182,43 +116,46 @@ impl Reader for SqliteReader {
         Ok(None)
     }
     fn feed(&self, after: i64, limit: usize) -> Result<Vec<FeedEntry>> {
-        self.store.feed(after, limit)
+        Store::feed(self, after, limit)
     }
     fn last_cursor(&self) -> Result<i64> {
-        self.store.last_cursor()
+        Store::last_cursor(self)
     }
     fn identity(&self) -> Result<String> {
-        self.store.identity()
+        Store::identity(self)
     }
     fn messages_due(&self, after: i64, webhook: &str, changes: bool) -> Result<u64> {
-        self.store.messages_due(after, webhook, changes)
+        Store::messages_due(self, after, webhook, changes)
     }
     fn delivery(&self, webhook: &str) -> anyhow::Result<Delivery> {
-        Deliveries::read(&self.path, webhook)
+        match self.path() {
+            Some(path) => Deliveries::read(path, webhook),
+            None => Ok(Delivery::new()),
+        }
     }
     fn consistently(&self, read: &mut dyn FnMut() -> Result<()>) -> Result<()> {
-        self.store.read_consistently(|_| read())
+        Store::read_consistently(self, |_| read())
     }
     fn history(&self, entity: &str, id: &str) -> Result<Vec<AuditRow>> {
-        self.store.history(entity, id)
+        Store::history(self, entity, id)
     }
     fn ticket_history(&self, id: &str) -> Result<Vec<AuditRow>> {
-        self.store.ticket_history(id)
+        Store::ticket_history(self, id)
     }
     fn changes_of(&self, event_id: &str) -> Result<Vec<AuditRow>> {
-        self.store.changes_of(event_id)
+        Store::changes_of(self, event_id)
     }
     fn recorded_ruleset(&self, version: &str) -> Result<Option<RecordedConfig>> {
-        self.store.recorded_ruleset(version)
+        Store::recorded_ruleset(self, version)
     }
     fn logged_count(&self) -> Result<u64> {
-        self.store.logged_count()
+        Store::logged_count(self)
     }
     fn for_each_logged_event(
         &self,
         each: &mut dyn FnMut(LoggedEvent) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        self.store.for_each_logged_event(each)
+        Store::for_each_logged_event(self, each)
     }
 }
 

@@ -245,8 +245,8 @@ mod tests {
             let bare = Store::open_in_memory().unwrap();
             replay.write(&bare, with_log).unwrap();
             assert_eq!(
-                as_json(bare.read_consistently(|s| Export::of(s)).unwrap()),
-                as_json(store.read_consistently(|s| Export::of(s)).unwrap())
+                as_json(Export::read(&bare).unwrap()),
+                as_json(Export::read(store.as_ref()).unwrap())
             );
             let logged =
                 |s: &Store| -> Vec<(String, inboxd::engine::report::Outcome, Vec<Change>)> {

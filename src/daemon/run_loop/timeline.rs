@@ -41,20 +41,18 @@ impl Daemon {
     }
 
     /// How long the idle daemon may sleep: until the next timer is due, at
-    /// most `IDLE_POLL`.
+    /// most `IDLE_POLL` (`LISTENED_POLL` on PostgreSQL, where producers'
+    /// notifications wake it: looking at the queue is only a safety net).
     pub(super) fn idle_time(&self) -> Duration {
-        let next = self.store.next_timer_due().ok().flatten();
-        let wait = next
-            .and_then(|due| crate::domain::event::parse_time(&due).ok())
-            .map(|due| (due - self.clock.now()).unsigned_abs())
-            .unwrap_or(IDLE_POLL);
-        // On PostgreSQL producers' notifications wake the daemon: looking
-        // at the queue is only a safety net there.
         let poll = if self.rules().config.store_url.is_some() {
             LISTENED_POLL
         } else {
             IDLE_POLL
         };
+        let next = self.store.next_timer_due().ok().flatten();
+        let wait = next
+            .and_then(|due| crate::domain::event::parse_time(&due).ok())
+            .map_or(poll, |due| (due - self.clock.now()).unsigned_abs());
         // Due times are whole seconds: wake just after.
         wait.min(poll) + Duration::from_millis(1)
     }

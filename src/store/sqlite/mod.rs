@@ -47,6 +47,10 @@ pub struct Store {
     /// SQLite's rollback hook: what was learned of the store before a
     /// rollback may be wrong after it.
     rollbacks: Arc<AtomicU64>,
+    /// The database's path, where the files kept beside it are (the queue,
+    /// the webhooks' progress): also for the empty stand-in of a store not
+    /// created yet. None for a store in memory only.
+    path: Option<std::path::PathBuf>,
 }
 
 /// A file kept beside the database: `<db><suffix>` (`.queue`, ...).
@@ -137,7 +141,9 @@ impl Store {
         let conn = open()
             .map_err(StoreError::from)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
-        Ok(Store::with(conn))
+        let mut store = Store::with(conn);
+        store.path = Some(path.to_path_buf());
+        Ok(store)
     }
 
     /// The store, or an empty one in memory if none was created yet, so
@@ -146,7 +152,9 @@ impl Store {
         if path.exists() {
             Store::open(path, synchronous)
         } else {
-            Store::open_in_memory()
+            let mut empty = Store::open_in_memory()?;
+            empty.path = Some(path.to_path_buf());
+            Ok(empty)
         }
     }
 
@@ -177,7 +185,13 @@ impl Store {
             conn,
             rollbacks,
             checkpointer: None,
+            path: None,
         }
+    }
+
+    /// The database's path (see the field).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// The connection itself, for tests that change the schema.
