@@ -30,9 +30,12 @@ use crate::scripting::ruleset::RuleSet;
 use crate::store::{DaemonStore, EventQueue, QueuePosition, Queued};
 
 /// Events per transaction: many per commit is where throughput comes from
-/// (1,024 instead of 256: +15 % with a backlog, same latency at 1,000
-/// events/s, since a batch takes what is queued).
-pub const BATCH: usize = 1024;
+/// (1,024 instead of 256: +15 % with a backlog; 4,096 instead of 1,024: the
+/// drain of a 20,000-event backlog 0.37 -> 0.33 s, since every commit
+/// writes the index pages it touched to the WAL again; same latency at
+/// 1,000 events/s, since a batch takes what is queued). After a crash the
+/// poison guard runs that many events one per transaction.
+pub const BATCH: usize = 4096;
 /// ...but a transaction holds the write lock, and producers wait for it:
 /// a batch commits early once it has run this long.
 const BATCH_TIME: Duration = Duration::from_millis(100);
