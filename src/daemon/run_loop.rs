@@ -36,8 +36,8 @@ use crate::store::{DaemonStore, EventQueue, QueuePosition, Queued};
 /// 1,000 events/s, since a batch takes what is queued). After a crash the
 /// poison guard runs that many events one per transaction.
 pub const BATCH: usize = 4096;
-/// ...but a transaction holds the write lock, and producers wait for it:
-/// a batch commits early once it has run this long.
+/// ...but what a batch did is seen (by the API, the feed, `status`) only
+/// once it commits: a batch commits early once it has run this long.
 const BATCH_TIME: Duration = Duration::from_millis(100);
 /// The idle daemon is woken by file events; this is the fallback in case
 /// one is missed (e.g. on a file system without notifications).

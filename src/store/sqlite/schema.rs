@@ -150,7 +150,7 @@ INSERT INTO store_identity (id, identity) VALUES (1, lower(hex(randomblob(8))));
     r#"
 -- The same CHECK constraints, spelled as comparisons: SQLite builds a
 -- temporary table for a list of three values or more, at every row written
--- (a fifth of the engine's time). Equivalent constraints, so the rows
+-- (a quarter of the drain's instructions). Equivalent constraints, so the rows
 -- stay valid and the text is changed in place, as SQLite documents for
 -- CHECK constraints (lang_altertable.html); RESET reloads the schema.
 PRAGMA writable_schema = ON;
