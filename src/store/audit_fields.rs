@@ -2,7 +2,7 @@
 //! backend: one row per record and rule run, its fields as the JSON
 //! `[[field, before, after], ...]`.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::domain::change::Change;
 
@@ -13,11 +13,14 @@ pub fn rows(changes: &[Change]) -> impl Iterator<Item = (&Change, String)> {
         a.event == b.event && a.entity == b.entity && a.id == b.id && a.rule == b.rule
     };
     changes.chunk_by(same_row).map(|group| {
-        let fields: Vec<Value> = group
+        // Tuples serialize as JSON arrays: written from the changes in
+        // place, without copying their values into a `Value` first.
+        let fields: Vec<(&str, &Value, &Value)> = group
             .iter()
-            .map(|c| json!([c.field, c.before, c.after]))
+            .map(|c| (c.field.as_str(), &c.before, &c.after))
             .collect();
-        (&group[0], Value::Array(fields).to_string())
+        let text = serde_json::to_string(&fields).expect("JSON values always serialize");
+        (&group[0], text)
     })
 }
 
@@ -70,4 +73,52 @@ pub fn parse(text: &str) -> Vec<(String, Value, Value)> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::change::Entity;
+    use serde_json::json;
+
+    fn change(id: &str, field: &str, before: Value, after: Value) -> Change {
+        Change {
+            entity: Entity::Conversation,
+            id: id.into(),
+            field: field.into(),
+            before,
+            after,
+            event: "e1".into(),
+            rule: None,
+            chain: "e1".into(),
+        }
+    }
+
+    #[test]
+    fn a_row_per_record_its_fields_as_json_arrays_read_back_as_written() {
+        let changes = [
+            change("c1", "status", Value::Null, json!("open")),
+            change("c1", "subject", Value::Null, json!("a \"quoted\"\ttab")),
+            change("c2", "spam", json!(false), json!(true)),
+        ];
+        let rows: Vec<(&Change, String)> = rows(&changes).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0.id, "c1");
+        assert_eq!(
+            rows[0].1,
+            r#"[["status",null,"open"],["subject",null,"a \"quoted\"\ttab"]]"#
+        );
+        assert_eq!(rows[1].1, r#"[["spam",false,true]]"#);
+        assert_eq!(
+            parse(&rows[0].1),
+            vec![
+                ("status".to_string(), Value::Null, json!("open")),
+                (
+                    "subject".to_string(),
+                    Value::Null,
+                    json!("a \"quoted\"\ttab")
+                ),
+            ]
+        );
+    }
 }
