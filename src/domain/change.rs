@@ -53,6 +53,23 @@ pub struct Change {
     pub chain: String,
 }
 
+#[cfg(test)]
+impl Change {
+    /// A change the original event `e1` made itself (no rule), for tests.
+    pub fn by_e1(entity: Entity, id: &str, field: &str, before: Value, after: Value) -> Change {
+        Change {
+            entity,
+            id: id.into(),
+            field: field.into(),
+            before,
+            after,
+            event: "e1".into(),
+            rule: None,
+            chain: "e1".into(),
+        }
+    }
+}
+
 /// A record whose changes are audited field by field.
 pub trait Audited {
     /// Each field with its value: what a new record is given.

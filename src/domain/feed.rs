@@ -198,16 +198,7 @@ mod tests {
     use serde_json::json;
 
     fn change(entity: Entity, id: &str, field: &str, before: Value, after: Value) -> Change {
-        Change {
-            entity,
-            id: id.into(),
-            field: field.into(),
-            before,
-            after,
-            event: "e1".into(),
-            rule: None,
-            chain: "e1".into(),
-        }
+        Change::by_e1(entity, id, field, before, after)
     }
 
     #[test]

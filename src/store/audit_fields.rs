@@ -82,16 +82,7 @@ mod tests {
     use serde_json::json;
 
     fn change(id: &str, field: &str, before: Value, after: Value) -> Change {
-        Change {
-            entity: Entity::Conversation,
-            id: id.into(),
-            field: field.into(),
-            before,
-            after,
-            event: "e1".into(),
-            rule: None,
-            chain: "e1".into(),
-        }
+        Change::by_e1(Entity::Conversation, id, field, before, after)
     }
 
     #[test]
