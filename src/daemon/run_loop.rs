@@ -27,7 +27,7 @@ use crate::domain::event::Event;
 use crate::engine::report::Outcome;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
-use crate::store::{DaemonStore, EventQueue, QueuePosition, Queued};
+use crate::store::{DaemonStore, EventQueue, QueuePosition, Queued, StoreError};
 
 /// Events per transaction: many per commit is where throughput comes from
 /// (1,024 instead of 256: +15 % with a backlog; 4,096 instead of 1,024: the
@@ -323,7 +323,18 @@ impl Daemon {
                 return recorded;
             }
         }
-        self.in_transaction(control, |daemon| daemon.process_events(&batch, control))
+        let result = self.in_transaction(control, |daemon| daemon.process_events(&batch, control));
+        match result {
+            Err(e) if refused_behind(&e) => {
+                tracing::info!("{e:#}");
+                self.store.write_through(true);
+                let again =
+                    self.in_transaction(control, |daemon| daemon.process_events(&batch, control));
+                self.store.write_through(false);
+                again
+            }
+            result => result,
+        }
     }
 
     /// Runs `work` in one transaction, rolled back unless it committed
@@ -458,6 +469,17 @@ impl Daemon {
         }
         self.position = Some(position);
     }
+}
+
+/// Whether the store refused an event's rows behind the engine, which
+/// waiting for each write would have failed alone.
+fn refused_behind(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<StoreError>(),
+            Some(StoreError::RefusedBehind(_))
+        )
+    })
 }
 
 /// Tells `status` a daemon is up, with its live rules.

@@ -27,6 +27,13 @@ pub enum StoreError {
     /// error, a full disk) while an event was processed.
     #[error("the database rolled the transaction back after an error ({0}); the batch will be tried again")]
     TransactionLost(String),
+    /// The store refused an event's rows after the engine had gone on to
+    /// the next events (`sqlite::WriteBehind`): the batch must run again
+    /// with each write waited for, so that the event fails alone.
+    #[error(
+        "the store refused an event's writes ({0}); the batch runs again, each write waited for"
+    )]
+    RefusedBehind(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -48,6 +55,7 @@ impl StoreError {
         match self {
             StoreError::Backend { trouble, .. } => *trouble == Trouble::Transient,
             StoreError::TransactionLost(_) => true,
+            StoreError::RefusedBehind(_) => false,
         }
     }
 

@@ -106,6 +106,10 @@ pub trait DaemonStore: EngineStore {
     fn daemon_reload_refused(&self, error: Option<&str>) -> Result<()>;
     /// Outside a transaction, between two batches.
     fn between_batches(&self);
+    /// Whether every write waits for its result, for a store that writes
+    /// behind the engine (after `StoreError::RefusedBehind`); the others
+    /// always do.
+    fn write_through(&self, _on: bool) {}
 }
 
 /// The queue, as the daemon consumes it.

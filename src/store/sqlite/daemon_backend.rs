@@ -1,18 +1,18 @@
 //! The SQLite store as the daemon uses it: opened and checked under the
-//! daemon's lock, with its queue, and WAL checkpoints left to a thread of
-//! their own.
+//! daemon's lock, with its queue, writing behind the engine on a thread of
+//! its own (`write_behind.rs`), and WAL checkpoints left to another.
 
 use std::rc::Rc;
 
 use anyhow::Context;
 
-use super::{Checkpointer, Queue, QueuePosition, Queued, Result, Store};
+use super::{Checkpointer, Queue, QueuePosition, Queued, Result, Store, WriteBehind};
 use crate::domain::config::Config;
 use crate::store::{DaemonStore, EventQueue};
 
 /// The daemon's store, its queue and how far that is processed.
 pub struct Opened {
-    pub store: Rc<Store>,
+    pub store: Rc<WriteBehind>,
     pub queue: Queue,
     pub position: Option<QueuePosition>,
 }
@@ -35,7 +35,7 @@ pub fn open_for_daemon(config: &Config) -> anyhow::Result<Opened> {
         .context("cannot read how far the queue was processed")?;
     store.checkpointer = Some(Checkpointer::start(store_path.clone()));
     Ok(Opened {
-        store: Rc::new(store),
+        store: Rc::new(WriteBehind::start(store, store_path)?),
         queue,
         position,
     })

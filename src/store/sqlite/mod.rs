@@ -12,11 +12,15 @@ mod entities;
 mod error;
 pub(crate) mod feed;
 mod log;
+mod owned_writes;
+mod pending;
 mod queue;
 mod rulesets;
 mod schema;
 mod status;
+mod store_thread;
 mod timers;
+mod write_behind;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +41,7 @@ pub use log::{LoggedEvent, OutcomeRow, Recorded};
 pub use queue::{queue_path, Queue, QueuePosition, Queued};
 pub use rulesets::RecordedConfig;
 pub use status::DaemonStatus;
+pub use write_behind::WriteBehind;
 
 /// A connection to the inboxd database.
 pub struct Store {

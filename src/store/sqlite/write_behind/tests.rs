@@ -1,0 +1,278 @@
+//! Writing behind gives what writing in place gives: the same outcomes
+//! and state, reads that see the open transaction's writes (records,
+//! associations, timers), and writes refused or lost behind the engine
+//! that fail the commit.
+
+use std::path::Path;
+use std::rc::Rc;
+
+use super::*;
+use crate::domain::config::{Config, Synchronous};
+use crate::domain::event::Event;
+use crate::domain::outcome::Outcome;
+use crate::engine::Processor;
+use crate::scripting::ruleset::RuleSet;
+use crate::store::EngineStore;
+
+/// The shipped rules with auto-close on: timers are started, stopped and
+/// fired.
+fn rules(dir: &Path) -> RuleSet {
+    crate::tools::init::init(dir).unwrap();
+    let file = dir.join("config/inboxd.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let text = text.replace(r#"auto_close_after = """#, r#"auto_close_after = "5d""#);
+    std::fs::write(&file, text).unwrap();
+    RuleSet::load(Config::load(&file).unwrap(), None).unwrap()
+}
+
+fn event(id: &str, day: u32, fields: serde_json::Value) -> Event {
+    let mut json = serde_json::json!({ "id": id, "at": format!("2026-01-{day:02}T09:00:00Z") });
+    json.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    serde_json::from_value(json).unwrap()
+}
+
+/// Two batches; each event reads what the ones before it in its batch
+/// wrote (a ticket's new conversation, a timer started then stopped by a
+/// cascade, another stopped in a later batch, a duplicate), and each ends
+/// with the timers due.
+fn batches() -> [Vec<Event>; 2] {
+    use serde_json::json;
+    let first = vec![
+        event(
+            "e1",
+            1,
+            json!({"type": "conversation.created", "conversation": "c1", "contact": "a@x.com"}),
+        ),
+        event(
+            "e2",
+            1,
+            json!({"type": "conversation.created", "conversation": "c2"}),
+        ),
+        event(
+            "e3",
+            1,
+            json!({"type": "ticket.created", "ticket": "t1", "conversation": "c1"}),
+        ),
+        event(
+            "e4",
+            2,
+            json!({"type": "ticket.associated", "ticket": "t1", "conversation": "c2"}),
+        ),
+        event(
+            "e5",
+            2,
+            json!({"type": "conversation.owner_changed", "conversation": "c2", "owner": "ann"}),
+        ),
+        event(
+            "e6",
+            2,
+            json!({"type": "ticket.status_changed", "ticket": "t1", "status": "waiting_on_contact"}),
+        ),
+        event(
+            "e2",
+            3,
+            json!({"type": "conversation.created", "conversation": "c2"}),
+        ),
+        event(
+            "e7",
+            3,
+            json!({"type": "conversation.created", "conversation": "c3"}),
+        ),
+        event(
+            "e8",
+            3,
+            json!({"type": "ticket.created", "ticket": "t2", "conversation": "c3"}),
+        ),
+        event(
+            "e9",
+            3,
+            json!({"type": "ticket.status_changed", "ticket": "t2", "status": "waiting_on_contact"}),
+        ),
+        event(
+            "e10",
+            4,
+            json!({"type": "conversation.trashed", "conversation": "c3"}),
+        ),
+    ];
+    let second = vec![
+        event(
+            "e11",
+            5,
+            json!({"type": "conversation.created", "conversation": "c4"}),
+        ),
+        event(
+            "e12",
+            5,
+            json!({"type": "ticket.created", "ticket": "t3", "conversation": "c4"}),
+        ),
+        event(
+            "e13",
+            5,
+            json!({"type": "ticket.status_changed", "ticket": "t3", "status": "waiting_on_contact"}),
+        ),
+        event(
+            "e14",
+            6,
+            json!({"type": "ticket.status_changed", "ticket": "t1", "status": "waiting_on_us"}),
+        ),
+        event(
+            "e15",
+            6,
+            json!({"type": "conversation.closed", "conversation": "nowhere"}),
+        ),
+        event(
+            "e16",
+            7,
+            json!({"type": "ticket.associated", "ticket": "t3", "conversation": "c1"}),
+        ),
+    ];
+    [first, second]
+}
+
+/// Runs the batches, then everything the store holds, as text. Each event
+/// has a processor of its own, whose cache is empty: what the events
+/// before it wrote is read from the store.
+fn run(store: Rc<dyn EngineStore>, rules: RuleSet, read: impl Fn() -> Store) -> Vec<String> {
+    let fresh = || Processor::new(store.clone(), rules.clone());
+    let mut fired = Vec::new();
+    // Nothing is due by the first batch's end; t1's timer (due on the
+    // 7th) is stopped in the second, t3's (due on the 10th) fires.
+    for (batch, until) in batches().iter().zip(["2026-01-05", "2026-02-01"]) {
+        store.begin().unwrap();
+        for event in batch {
+            fresh().process(event, None).unwrap();
+        }
+        // The timers due, as started and stopped in this transaction.
+        let until = format!("{until}T00:00:00Z");
+        fired.push(fresh().fire_due_timers(&until, 100).unwrap().len());
+        store.commit().unwrap();
+    }
+    assert_eq!(fired, [0, 1]);
+    let held = read();
+    let mut all = vec![format!("{:?}", held.all_conversations().unwrap())];
+    all.push(format!("{:?}", held.all_tickets().unwrap()));
+    all.push(format!("{:?}", held.all_timers().unwrap()));
+    for o in held.outcomes(None).unwrap() {
+        all.push(format!("{} {} {:?} {:?}", o.seq, o.id, o.outcome, o.reason));
+    }
+    all
+}
+
+fn open(path: &Path) -> Store {
+    Store::open(path, Synchronous::Full).unwrap()
+}
+
+#[test]
+fn writing_behind_gives_what_writing_in_place_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_place, behind) = (dir.path().join("in_place.db"), dir.path().join("behind.db"));
+    let expected = run(
+        Rc::new(open(&in_place)),
+        rules(&dir.path().join("a")),
+        || open(&in_place),
+    );
+    let store = WriteBehind::start(open(&behind), &behind).unwrap();
+    let got = run(Rc::new(store), rules(&dir.path().join("b")), || {
+        open(&behind)
+    });
+    assert_eq!(got, expected);
+    // The run met what it claims to: a cascade, a duplicate, a rejection.
+    let text = expected.join("\n");
+    for seen in ["Duplicate", "Rejected", "\"t2\"", "deleted: true"] {
+        assert!(text.contains(seen), "{seen} in {text}");
+    }
+}
+
+/// A store whose schema refuses the conversation `bad` with `raise`.
+fn refusing(path: &Path, raise: &str) -> WriteBehind {
+    let store = open(path);
+    store
+        .connection()
+        .execute_batch(&format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON conversations
+             WHEN NEW.id = 'bad' BEGIN SELECT RAISE({raise}); END;"
+        ))
+        .unwrap();
+    WriteBehind::start(store, path).unwrap()
+}
+
+fn created(id: &str, conversation: &str) -> Event {
+    event(
+        id,
+        1,
+        serde_json::json!({"type": "conversation.created", "conversation": conversation}),
+    )
+}
+
+#[test]
+fn a_write_refused_behind_fails_the_commit_and_written_through_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Rc::new(refusing(&dir.path().join("s.db"), "ABORT, 'refused'"));
+    let mut processor = Processor::new(store.clone(), rules(dir.path()));
+    let events = [
+        created("e1", "c1"),
+        created("e2", "bad"),
+        created("e3", "c3"),
+    ];
+
+    // As the daemon does: the batch's done events known before it runs.
+    store.begin().unwrap();
+    processor
+        .expect_batch(events.iter().map(|e| e.id.as_str()))
+        .unwrap();
+    for e in &events {
+        let report = processor.process(e, None).unwrap();
+        assert_eq!(report.outcome, Outcome::Applied, "{:?}", report.reason);
+    }
+    let error = store.commit().unwrap_err();
+    assert!(matches!(error, StoreError::RefusedBehind(_)), "{error}");
+    store.rollback().unwrap();
+    processor.end_batch();
+    assert!(store.conversation("c1").unwrap().is_none());
+
+    store.write_through(true);
+    store.begin().unwrap();
+    processor
+        .expect_batch(events.iter().map(|e| e.id.as_str()))
+        .unwrap();
+    let outcomes: Vec<Outcome> = (events.iter())
+        .map(|e| processor.process(e, None).unwrap().outcome)
+        .collect();
+    store.commit().unwrap();
+    assert_eq!(
+        outcomes,
+        [Outcome::Applied, Outcome::Failed, Outcome::Applied]
+    );
+    assert!(store.conversation("c3").unwrap().is_some());
+    assert!(store.conversation("bad").unwrap().is_none());
+}
+
+/// `RAISE(ROLLBACK)` stands for the errors on which SQLite rolls the whole
+/// transaction back by itself (I/O, a full disk): the writes after it must
+/// not land outside a transaction.
+#[test]
+fn a_transaction_lost_behind_fails_the_commit_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Rc::new(refusing(&path, "ROLLBACK, 'disk gone'"));
+    let mut processor = Processor::new(store.clone(), rules(dir.path()));
+    store.begin().unwrap();
+    for e in [
+        created("e1", "c1"),
+        created("e2", "bad"),
+        created("e3", "c3"),
+    ] {
+        processor.process(&e, None).unwrap();
+    }
+    let error = store.commit().unwrap_err();
+    assert!(matches!(error, StoreError::TransactionLost(_)), "{error}");
+    assert!(error.to_string().contains("disk gone"), "{error}");
+    store.rollback().unwrap();
+    drop(processor);
+    drop(store);
+    let held = open(&path);
+    assert!(held.all_conversations().unwrap().is_empty());
+    assert!(held.outcomes(None).unwrap().is_empty());
+}
