@@ -326,7 +326,7 @@ impl Daemon {
         let result = self.in_transaction(control, |daemon| daemon.process_events(&batch, control));
         match result {
             Err(e) if refused_behind(&e) => {
-                tracing::info!("{e:#}");
+                tracing::warn!("{e:#}");
                 self.store.write_through(true);
                 let again =
                     self.in_transaction(control, |daemon| daemon.process_events(&batch, control));

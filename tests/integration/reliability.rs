@@ -568,3 +568,42 @@ fn a_queued_entry_that_cannot_be_read_fails_without_blocking_the_queue() {
     assert_eq!(inbox.outcome("e2").0, "applied");
     assert_eq!(inbox.status()["queued"], 0);
 }
+
+/// The daemon writes behind its engine: a row the database refuses is
+/// known only after later events were evaluated. The batch then runs
+/// again, each write waited for, and the event fails alone.
+#[test]
+fn an_event_whose_rows_the_database_refuses_fails_alone_in_its_batch() {
+    let inbox = Inbox::new();
+    inbox.enqueue("");
+    inbox.drain(); // creates the store
+    let db = rusqlite::Connection::open(inbox.path("var/inboxd.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON conversations
+         WHEN NEW.id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END;",
+    )
+    .unwrap();
+    drop(db);
+    let mut events: Vec<Value> = (0..50)
+        .map(|i| conversation_created(&format!("e{i}"), &format!("c{i}")))
+        .collect();
+    events.insert(20, conversation_created("e-bad", "bad"));
+    inbox.enqueue(&lines(&events));
+    let out = inbox.cmd().args(["run", "--drain"]).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the batch runs again"), "{stderr}");
+
+    let (outcome, reason) = inbox.outcome("e-bad");
+    assert_eq!(outcome, "failed");
+    assert!(reason.unwrap().contains("refused by a trigger"));
+    let outcomes = inbox.outcomes();
+    assert_eq!(outcomes.len(), 51, "each event once: {outcomes:?}");
+    let applied = outcomes.iter().filter(|o| o["outcome"] == "applied");
+    assert_eq!(applied.count(), 50);
+    assert_eq!(
+        inbox.export()["conversations"].as_array().unwrap().len(),
+        50
+    );
+    integrity_check(&inbox);
+}
