@@ -9,8 +9,10 @@ use super::Store;
 use crate::store::{Result, StoreError, Trouble};
 
 /// Jobs sent and not run yet, at most: past it the sender waits, so that
-/// an engine faster than the disk does not fill the memory.
-const BACKLOG: usize = 1024;
+/// an engine faster than the disk does not fill the memory with copies of
+/// rows (`WriteBehind` sends 128 writes a job: ~400 events ahead at most,
+/// which is enough to keep both threads busy).
+const BACKLOG: usize = 8;
 
 /// What the jobs work on.
 pub(super) struct Writer {

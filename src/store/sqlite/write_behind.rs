@@ -168,6 +168,9 @@ impl Store {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
             conn.busy_handler(Some(super::wait_while_busy))?;
+            // Its cache starts over at each commit it sees: 1 MiB is enough
+            // for the index pages of one batch's lookups.
+            conn.pragma_update(None, "cache_size", -1024)?;
             Ok(conn)
         };
         let conn = open()
