@@ -4,11 +4,13 @@
 //! writing use two cores. What the engine reads must still be what the
 //! writing connection would read:
 //!
-//! - records (conversations, tickets, the blocklist, timers) come from a second,
-//!   read-only connection, which sees the last commit, with the rows
-//!   written since laid over it (`pending.rs`);
-//! - everything else (done events, timers, whole tables) is asked of the
-//!   writing thread, after the writes sent before.
+//! - records (conversations, tickets, the blocklist, timers) come from a
+//!   second, read-only connection, which sees the last commit, with the
+//!   rows written since laid over it (`pending.rs`): a read asked of the
+//!   writing thread would wait for every write before it;
+//! - everything else (done events, whole tables) is asked of the writing
+//!   thread, after the writes sent before: once per batch, or by commands
+//!   that are not the daemon's hot path.
 //!
 //! A write whose result nobody waited for may fail: then the jobs after it
 //! are skipped and the commit fails with its error, so nothing of the
