@@ -107,6 +107,22 @@ pub struct Ticket {
     pub deleted: bool,
 }
 
+#[cfg(test)]
+impl Ticket {
+    /// A new ticket with these conversations, for tests.
+    pub fn with_conversations(id: &str, conversations: &[&str]) -> Ticket {
+        Ticket {
+            id: id.into(),
+            status: "new".into(),
+            owner: None,
+            subject: None,
+            properties: BTreeMap::new(),
+            conversations: conversations.iter().map(|c| c.to_string()).collect(),
+            deleted: false,
+        }
+    }
+}
+
 /// A ticket's list of conversations is not audited: it follows from the
 /// associations, which are recorded on the conversations (`ticket`), and
 /// logging the whole list at each association would grow with the square of

@@ -375,15 +375,7 @@ mod tests {
     }
 
     fn ticket(conversations: &[&str]) -> Ticket {
-        Ticket {
-            id: "T".into(),
-            status: "new".into(),
-            owner: None,
-            subject: None,
-            properties: Default::default(),
-            conversations: conversations.iter().map(|c| c.to_string()).collect(),
-            deleted: false,
-        }
+        Ticket::with_conversations("T", conversations)
     }
 
     #[test]

@@ -184,18 +184,6 @@ impl Pending {
 mod tests {
     use super::*;
 
-    fn ticket(id: &str, conversations: &[&str]) -> Ticket {
-        Ticket {
-            id: id.into(),
-            status: "new".into(),
-            owner: None,
-            subject: None,
-            properties: Default::default(),
-            conversations: conversations.iter().map(|c| c.to_string()).collect(),
-            deleted: false,
-        }
-    }
-
     #[test]
     fn written_records_hide_the_committed_ones_and_others_read_through() {
         let mut pending = Pending::default();
@@ -232,7 +220,7 @@ mod tests {
             ..Default::default()
         });
         let t1 = pending
-            .ticket("t1", || Ok(Some(ticket("t1", &["c1"]))))
+            .ticket("t1", || Ok(Some(Ticket::with_conversations("t1", &["c1"]))))
             .unwrap();
         assert_eq!(t1.unwrap().conversations, ["c1", "c2", "c3"]);
         let c3 = pending
@@ -241,7 +229,7 @@ mod tests {
         assert_eq!(c3.unwrap().ticket.as_deref(), Some("t1"));
 
         // The ticket written with its conversations already: none twice.
-        let written = ticket("t1", &["c1", "c2"]);
+        let written = Ticket::with_conversations("t1", &["c1", "c2"]);
         pending.note(&StateWrites {
             tickets: vec![&written],
             ..Default::default()

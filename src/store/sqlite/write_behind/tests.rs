@@ -33,102 +33,44 @@ fn event(id: &str, day: u32, fields: serde_json::Value) -> Event {
     serde_json::from_value(json).unwrap()
 }
 
-/// Two batches; each event reads what the ones before it in its batch
-/// wrote (a ticket's new conversation, a timer started then stopped by a
-/// cascade, another stopped in a later batch, a duplicate), and each ends
-/// with the timers due.
-fn batches() -> [Vec<Event>; 2] {
-    use serde_json::json;
-    let first = vec![
+/// Two batches, one event a line (`id day fields`); each event reads what
+/// the ones before it in its batch wrote (a ticket's new conversation, a
+/// timer started then stopped by a cascade, another stopped in a later
+/// batch, a duplicate), and each batch ends with the timers due.
+const BATCHES: [&str; 2] = [
+    r#"e1 1 {"type": "conversation.created", "conversation": "c1", "contact": "a@x.com"}
+       e2 1 {"type": "conversation.created", "conversation": "c2"}
+       e3 1 {"type": "ticket.created", "ticket": "t1", "conversation": "c1"}
+       e4 2 {"type": "ticket.associated", "ticket": "t1", "conversation": "c2"}
+       e5 2 {"type": "conversation.owner_changed", "conversation": "c2", "owner": "ann"}
+       e6 2 {"type": "ticket.status_changed", "ticket": "t1", "status": "waiting_on_contact"}
+       e2 3 {"type": "conversation.created", "conversation": "c2"}
+       e7 3 {"type": "conversation.created", "conversation": "c3"}
+       e8 3 {"type": "ticket.created", "ticket": "t2", "conversation": "c3"}
+       e9 3 {"type": "ticket.status_changed", "ticket": "t2", "status": "waiting_on_contact"}
+       e10 4 {"type": "conversation.trashed", "conversation": "c3"}"#,
+    r#"e11 5 {"type": "conversation.created", "conversation": "c4"}
+       e12 5 {"type": "ticket.created", "ticket": "t3", "conversation": "c4"}
+       e13 5 {"type": "ticket.status_changed", "ticket": "t3", "status": "waiting_on_contact"}
+       e14 6 {"type": "ticket.status_changed", "ticket": "t1", "status": "waiting_on_us"}
+       e15 6 {"type": "conversation.closed", "conversation": "nowhere"}
+       e16 7 {"type": "ticket.associated", "ticket": "t3", "conversation": "c1"}"#,
+];
+
+fn batches() -> Vec<Vec<Event>> {
+    let line = |line: &str| {
+        let mut parts = line.trim().splitn(3, ' ');
+        let (id, day) = (parts.next().unwrap(), parts.next().unwrap());
         event(
-            "e1",
-            1,
-            json!({"type": "conversation.created", "conversation": "c1", "contact": "a@x.com"}),
-        ),
-        event(
-            "e2",
-            1,
-            json!({"type": "conversation.created", "conversation": "c2"}),
-        ),
-        event(
-            "e3",
-            1,
-            json!({"type": "ticket.created", "ticket": "t1", "conversation": "c1"}),
-        ),
-        event(
-            "e4",
-            2,
-            json!({"type": "ticket.associated", "ticket": "t1", "conversation": "c2"}),
-        ),
-        event(
-            "e5",
-            2,
-            json!({"type": "conversation.owner_changed", "conversation": "c2", "owner": "ann"}),
-        ),
-        event(
-            "e6",
-            2,
-            json!({"type": "ticket.status_changed", "ticket": "t1", "status": "waiting_on_contact"}),
-        ),
-        event(
-            "e2",
-            3,
-            json!({"type": "conversation.created", "conversation": "c2"}),
-        ),
-        event(
-            "e7",
-            3,
-            json!({"type": "conversation.created", "conversation": "c3"}),
-        ),
-        event(
-            "e8",
-            3,
-            json!({"type": "ticket.created", "ticket": "t2", "conversation": "c3"}),
-        ),
-        event(
-            "e9",
-            3,
-            json!({"type": "ticket.status_changed", "ticket": "t2", "status": "waiting_on_contact"}),
-        ),
-        event(
-            "e10",
-            4,
-            json!({"type": "conversation.trashed", "conversation": "c3"}),
-        ),
-    ];
-    let second = vec![
-        event(
-            "e11",
-            5,
-            json!({"type": "conversation.created", "conversation": "c4"}),
-        ),
-        event(
-            "e12",
-            5,
-            json!({"type": "ticket.created", "ticket": "t3", "conversation": "c4"}),
-        ),
-        event(
-            "e13",
-            5,
-            json!({"type": "ticket.status_changed", "ticket": "t3", "status": "waiting_on_contact"}),
-        ),
-        event(
-            "e14",
-            6,
-            json!({"type": "ticket.status_changed", "ticket": "t1", "status": "waiting_on_us"}),
-        ),
-        event(
-            "e15",
-            6,
-            json!({"type": "conversation.closed", "conversation": "nowhere"}),
-        ),
-        event(
-            "e16",
-            7,
-            json!({"type": "ticket.associated", "ticket": "t3", "conversation": "c1"}),
-        ),
-    ];
-    [first, second]
+            id,
+            day.parse().unwrap(),
+            serde_json::from_str(parts.next().unwrap()).unwrap(),
+        )
+    };
+    BATCHES
+        .iter()
+        .map(|b| b.lines().map(line).collect())
+        .collect()
 }
 
 /// Runs the batches, then everything the store holds, as text. Each event
