@@ -23,7 +23,7 @@ pub(super) struct Pending {
 }
 
 /// Later than every due time (they start with a digit).
-pub(super) const NEVER: &str = "~";
+const NEVER: &str = "~";
 
 impl Pending {
     /// Notes an event's rows as written.
@@ -148,11 +148,13 @@ impl Pending {
         Ok(timers)
     }
 
+    /// `committed(until, n)` gives the first `n` of the last commit's
+    /// timers due by `until`.
     pub fn next_timer_due(
         &self,
-        committed: impl FnOnce(usize) -> Result<Vec<Timer>>,
+        committed: impl FnOnce(&str, usize) -> Result<Vec<Timer>>,
     ) -> Result<Option<String>> {
-        let first = self.due_timers(NEVER, 1, committed)?;
+        let first = self.due_timers(NEVER, 1, |n| committed(NEVER, n))?;
         Ok(first.into_iter().next().map(|t| t.due))
     }
 
@@ -287,7 +289,7 @@ mod tests {
             .unwrap();
         assert_eq!(one[0].id, "t3");
         assert_eq!(
-            pending.next_timer_due(first).unwrap().as_deref(),
+            pending.next_timer_due(|_, n| first(n)).unwrap().as_deref(),
             Some("2026-01-01T00:00:00Z")
         );
         let of_t1 = pending
@@ -315,7 +317,7 @@ mod tests {
             ..Default::default()
         });
         let first = |n: usize| Ok(committed.iter().take(n).cloned().collect());
-        assert_eq!(pending.next_timer_due(first).unwrap(), None);
+        assert_eq!(pending.next_timer_due(|_, n| first(n)).unwrap(), None);
     }
 
     #[test]

@@ -224,7 +224,7 @@ impl StateRead for WriteBehind {
     }
 
     fn next_timer_due(&self) -> Result<Option<String>> {
-        (self.pending.borrow()).next_timer_due(|n| self.reader.due_timers(super::pending::NEVER, n))
+        (self.pending.borrow()).next_timer_due(|until, n| self.reader.due_timers(until, n))
     }
 }
 

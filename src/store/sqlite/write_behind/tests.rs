@@ -218,3 +218,30 @@ fn a_transaction_lost_behind_fails_the_commit_and_leaves_nothing() {
     assert!(held.all_conversations().unwrap().is_empty());
     assert!(held.outcomes(None).unwrap().is_empty());
 }
+
+/// A batch rolled back before its writes were all sent to the thread
+/// (fewer than a chunk): none of them lands, and the next batch commits.
+#[test]
+fn a_rolled_back_batch_leaves_nothing_even_of_writes_not_sent_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Rc::new(WriteBehind::start(open(&path), &path).unwrap());
+    let mut processor = Processor::new(store.clone(), rules(dir.path()));
+    store.begin().unwrap();
+    processor.process(&created("e1", "c1"), None).unwrap();
+    store.rollback().unwrap();
+    store.begin().unwrap();
+    processor.process(&created("e2", "c2"), None).unwrap();
+    store.commit().unwrap();
+    drop(processor);
+    drop(store);
+    let held = open(&path);
+    let ids: Vec<String> = (held.all_conversations().unwrap().into_iter())
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, ["c2"]);
+    let outcomes: Vec<String> = (held.outcomes(None).unwrap().into_iter())
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(outcomes, ["e2"]);
+}
