@@ -1,19 +1,20 @@
 //! The SQLite store as the daemon uses it: opened and checked under the
 //! daemon's lock, with its queue, writing behind the engine on a thread of
-//! its own (`write_behind.rs`), and WAL checkpoints left to another.
+//! its own (`write_behind.rs`), its queue read a batch ahead on another
+//! (`queue_ahead.rs`), and WAL checkpoints left to a third.
 
 use std::rc::Rc;
 
 use anyhow::Context;
 
-use super::{Checkpointer, Queue, QueuePosition, Queued, Result, Store, WriteBehind};
+use super::{Checkpointer, Queue, QueueAhead, QueuePosition, Queued, Result, Store, WriteBehind};
 use crate::domain::config::Config;
 use crate::store::{DaemonStore, EventQueue};
 
 /// The daemon's store, its queue and how far that is processed.
 pub struct Opened {
     pub store: Rc<WriteBehind>,
-    pub queue: Queue,
+    pub queue: QueueAhead,
     pub position: Option<QueuePosition>,
 }
 
@@ -36,7 +37,7 @@ pub fn open_for_daemon(config: &Config) -> anyhow::Result<Opened> {
     store.checkpointer = Some(Checkpointer::start(store_path.clone()));
     Ok(Opened {
         store: Rc::new(WriteBehind::start(store, store_path)?),
-        queue,
+        queue: QueueAhead::start(queue).context("cannot start the queue's thread")?,
         position,
     })
 }
