@@ -2,7 +2,6 @@
 //! usual parsers keep the last one silently, so `{"owner": "a", "owner":
 //! "b"}` would mean whatever the parser picked).
 
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -76,10 +75,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut seen = HashSet::new();
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
+            if object.contains_key(&key) {
                 return Err(de::Error::custom(format!("the key `{key}` is given twice")));
             }
             let Strict(value) = map.next_value()?;

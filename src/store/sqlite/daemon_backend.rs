@@ -63,16 +63,18 @@ impl DaemonStore for Store {
         Store::daemon_reload_refused(self, error)
     }
 
-    /// A WAL grown past its limit starts over (the checkpoint thread asks).
+    /// A WAL grown past its limit starts over (the checkpoint thread asks);
+    /// otherwise the checkpoint thread copies the batch just committed.
     fn between_batches(&self) {
-        if self
-            .checkpointer
-            .as_ref()
-            .is_some_and(Checkpointer::wants_restart)
-        {
+        let Some(checkpointer) = &self.checkpointer else {
+            return;
+        };
+        if checkpointer.wants_restart() {
             if let Err(e) = self.restart_wal() {
                 tracing::debug!("WAL restart skipped: {e}");
             }
+        } else {
+            checkpointer.nudge();
         }
     }
 }
