@@ -304,6 +304,7 @@ impl Persist for Store {
 }
 
 impl Store {
+    /// The rows of `write_state`, without its savepoint.
     fn write_rows(&self, writes: &StateWrites) -> Result<()> {
         for c in &writes.conversations {
             self.put_conversation(c)?;

@@ -246,7 +246,14 @@ impl Persist for WriteBehind {
             return Ok(Ok(()));
         }
         let owned = OwnedWrites::from(writes);
-        let written = self.write(move |s| s.write_state(&owned.as_writes()))?;
+        let through = self.through.get();
+        let written = self.write(move |s| match through {
+            true => s.write_state(&owned.as_writes()),
+            // No savepoint (SQLite copies every page one covers): a row
+            // refused behind the engine fails the whole transaction, and
+            // the batch runs again with each write waited for, under one.
+            false => Ok(s.write_rows(&owned.as_writes())),
+        })?;
         if written.is_ok() {
             self.pending.borrow_mut().note(writes);
         }
