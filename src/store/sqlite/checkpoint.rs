@@ -97,15 +97,6 @@ impl Checkpointer {
         }
     }
 
-    /// Has the next checkpoint run now rather than at its time, so that
-    /// what is left to copy when the daemon stops (the last connection to
-    /// close copies the rest, and the process waits for it) stays small.
-    pub fn nudge(&self) {
-        if let Some(thread) = &self.thread {
-            thread.thread().unpark();
-        }
-    }
-
     /// Whether the WAL should start over now (`Store::restart_wal`); asked
     /// once per request.
     pub fn wants_restart(&self) -> bool {
@@ -165,33 +156,6 @@ mod tests {
             }
         }
         assert!(largest < 64 << 20, "the WAL grew to {largest} bytes");
-    }
-
-    #[test]
-    fn a_nudge_copies_what_was_committed_without_waiting_for_the_period() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nudged.db");
-        let store = Store::open(&path, Synchronous::Normal).unwrap();
-        store.leave_checkpoints_to_others().unwrap();
-        let checkpointer = Checkpointer::with(path.clone(), Duration::from_secs(3600), 1 << 20);
-        let before = std::fs::metadata(&path).unwrap().len();
-        store.begin().unwrap();
-        store
-            .conn
-            .execute(
-                "INSERT INTO blocked_contacts (contact) SELECT hex(randomblob(4096))
-                 FROM (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4)",
-                [],
-            )
-            .unwrap();
-        store.commit().unwrap();
-        checkpointer.nudge();
-        let started = std::time::Instant::now();
-        // Only a checkpoint writes pages into the database file itself.
-        while std::fs::metadata(&path).unwrap().len() == before {
-            assert!(started.elapsed() < Duration::from_secs(10), "not copied");
-            std::thread::sleep(Duration::from_millis(5));
-        }
     }
 
     #[test]

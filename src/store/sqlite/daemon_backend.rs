@@ -1,20 +1,19 @@
 //! The SQLite store as the daemon uses it: opened and checked under the
 //! daemon's lock, with its queue, writing behind the engine on a thread of
-//! its own (`write_behind.rs`), its queue read a batch ahead on another
-//! (`queue_ahead.rs`), and WAL checkpoints left to a third.
+//! its own (`write_behind.rs`), and WAL checkpoints left to another.
 
 use std::rc::Rc;
 
 use anyhow::Context;
 
-use super::{Checkpointer, Queue, QueueAhead, QueuePosition, Queued, Result, Store, WriteBehind};
+use super::{Checkpointer, Queue, QueuePosition, Queued, Result, Store, WriteBehind};
 use crate::domain::config::Config;
 use crate::store::{DaemonStore, EventQueue};
 
 /// The daemon's store, its queue and how far that is processed.
 pub struct Opened {
     pub store: Rc<WriteBehind>,
-    pub queue: QueueAhead,
+    pub queue: Queue,
     pub position: Option<QueuePosition>,
 }
 
@@ -37,7 +36,7 @@ pub fn open_for_daemon(config: &Config) -> anyhow::Result<Opened> {
     store.checkpointer = Some(Checkpointer::start(store_path.clone()));
     Ok(Opened {
         store: Rc::new(WriteBehind::start(store, store_path)?),
-        queue: QueueAhead::start(queue).context("cannot start the queue's thread")?,
+        queue,
         position,
     })
 }
@@ -63,18 +62,16 @@ impl DaemonStore for Store {
         Store::daemon_reload_refused(self, error)
     }
 
-    /// A WAL grown past its limit starts over (the checkpoint thread asks);
-    /// otherwise the checkpoint thread copies the batch just committed.
+    /// A WAL grown past its limit starts over (the checkpoint thread asks).
     fn between_batches(&self) {
-        let Some(checkpointer) = &self.checkpointer else {
-            return;
-        };
-        if checkpointer.wants_restart() {
+        if self
+            .checkpointer
+            .as_ref()
+            .is_some_and(Checkpointer::wants_restart)
+        {
             if let Err(e) = self.restart_wal() {
                 tracing::debug!("WAL restart skipped: {e}");
             }
-        } else {
-            checkpointer.nudge();
         }
     }
 }

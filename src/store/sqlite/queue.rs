@@ -205,16 +205,11 @@ impl Queue {
 
     /// The oldest `limit` entries not processed yet, in order.
     pub fn peek(&self, position: Option<&QueuePosition>, limit: usize) -> Result<Vec<Queued>> {
-        self.peek_after(self.first_after(position), limit)
-    }
-
-    /// The oldest `limit` entries after sequence number `after`, in order.
-    pub fn peek_after(&self, after: i64, limit: usize) -> Result<Vec<Queued>> {
         self.conn
             .prepare_cached(
                 "SELECT seq, event_id, body FROM queue WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?
-            .query_map(params![after, limit as i64], |r| {
+            .query_map(params![self.first_after(position), limit as i64], |r| {
                 Ok(Queued {
                     seq: r.get(0)?,
                     event_id: r.get(1)?,
