@@ -38,20 +38,17 @@ impl std::fmt::Display for LineError {
     }
 }
 
-mod in_parallel;
-
 /// Reads every line of `input`, validates it, and hands each event to
 /// `sink` with its `at` filled in with `now` when absent. Blank lines are
 /// skipped; the first bad line stops everything, named by its 1-based
-/// number; a UTF-8 byte-order mark at the start is skipped. Lines are
-/// validated on two threads (`in_parallel.rs`), handed to `sink` in order.
+/// number; a UTF-8 byte-order mark at the start is skipped.
 pub fn read(
     input: &mut impl BufRead,
     stages: &Stages,
     now: &str,
-    sink: impl FnMut(Staged) -> std::io::Result<()>,
+    mut sink: impl FnMut(Staged) -> std::io::Result<()>,
 ) -> Result<usize, LineError> {
-    in_parallel::read(Lines::new(input), stages, now, sink)
+    read_events(input, stages, now, |event| sink(Staged::from(event)))
 }
 
 impl From<Event> for Staged {
@@ -63,94 +60,43 @@ impl From<Event> for Staged {
     }
 }
 
-/// `read` on one thread, handing each event to `sink` as it is.
+/// `read`, handing each event to `sink` as it is.
 fn read_events(
     input: &mut impl BufRead,
     stages: &Stages,
     now: &str,
     mut sink: impl FnMut(Event) -> std::io::Result<()>,
 ) -> Result<usize, LineError> {
+    let mut line = Vec::with_capacity(4096);
+    let mut number = 0;
     let mut count = 0;
-    for line in Lines::new(input) {
-        let (number, text) = line?;
-        let event = parse_line(number, &text, stages, now)?;
-        sink(event).map_err(|e| LineError::at(number, format!("cannot stage the event: {e}")))?;
-        count += 1;
-    }
-    Ok(count)
-}
-
-/// One line's event, with `at` filled in with `now` when absent.
-fn parse_line(number: usize, text: &str, stages: &Stages, now: &str) -> Result<Event, LineError> {
-    let mut event = Event::parse(text, stages).map_err(|e| LineError::at(number, e))?;
-    event.at.get_or_insert_with(|| now.to_string());
-    Ok(event)
-}
-
-/// The lines of an input that are not blank, numbered from 1, as text; a
-/// line that cannot be an event (too long, not UTF-8, unreadable) is an
-/// error, and the last item.
-struct Lines<'a, R> {
-    input: &'a mut R,
-    line: Vec<u8>,
-    number: usize,
-    ended: bool,
-}
-
-impl<'a, R: BufRead> Lines<'a, R> {
-    fn new(input: &'a mut R) -> Self {
-        Lines {
-            input,
-            line: Vec::with_capacity(4096),
-            number: 0,
-            ended: false,
-        }
-    }
-
-    /// The next line, blank or not; `None` at the end of the input.
-    fn next_any(&mut self) -> Option<Result<(usize, String), LineError>> {
-        self.number += 1;
-        let number = self.number;
-        let too_long = match next_line(self.input, &mut self.line, MAX_EVENT_BYTES) {
-            Ok(None) => return None,
+    loop {
+        number += 1;
+        let too_long = match next_line(input, &mut line, MAX_EVENT_BYTES) {
+            Ok(None) => return Ok(count),
             Ok(Some(too_long)) => too_long,
-            Err(e) => return Some(Err(LineError::at(number, format!("cannot read: {e}")))),
+            Err(e) => return Err(LineError::at(number, format!("cannot read: {e}"))),
         };
         if too_long {
-            return Some(Err(LineError::at(
+            return Err(LineError::at(
                 number,
                 format!("the event is more than {MAX_EVENT_BYTES} bytes long; at most {MAX_EVENT_BYTES} are allowed"),
-            )));
+            ));
         }
         let bytes = if number == 1 {
-            self.line
-                .strip_prefix(b"\xEF\xBB\xBF")
-                .unwrap_or(&self.line)
+            line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&line)
         } else {
-            &self.line
+            &line
         };
-        Some(match std::str::from_utf8(bytes) {
-            Ok(text) => Ok((number, text.to_string())),
-            Err(_) => Err(LineError::at(number, "not valid UTF-8")),
-        })
-    }
-}
-
-impl<R: BufRead> Iterator for Lines<'_, R> {
-    type Item = Result<(usize, String), LineError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while !self.ended {
-            match self.next_any() {
-                None => self.ended = true,
-                Some(Ok((_, text))) if text.trim().is_empty() => {}
-                Some(line) => {
-                    self.ended = line.is_err();
-                    return Some(line);
-                }
-            }
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| LineError::at(number, "not valid UTF-8"))?;
+        if text.trim().is_empty() {
+            continue;
         }
-        None
+        let mut event = Event::parse(text, stages).map_err(|e| LineError::at(number, e))?;
+        event.at.get_or_insert_with(|| now.to_string());
+        sink(event).map_err(|e| LineError::at(number, format!("cannot stage the event: {e}")))?;
+        count += 1;
     }
 }
 
@@ -186,7 +132,9 @@ pub fn parse_body(body: &[u8], stages: &Stages, now: &str) -> Result<Vec<Event>,
                     format!("the event is more than {MAX_EVENT_BYTES} bytes long; at most {MAX_EVENT_BYTES} are allowed"),
                 ));
             }
-            parse_line(line, element.get(), stages, now)
+            let mut event = Event::parse(element.get(), stages).map_err(|e| LineError::at(line, e))?;
+            event.at.get_or_insert_with(|| now.to_string());
+            Ok(event)
         })
         .collect()
 }

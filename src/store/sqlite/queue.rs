@@ -58,6 +58,10 @@ CREATE TABLE queue_identity (
 INSERT INTO queue_identity (id, identity) VALUES (1, lower(hex(randomblob(16))));
 "#];
 
+/// Entries per `INSERT` statement when enqueueing (a statement's fixed
+/// cost, the counter's update among it, was most of an entry's).
+const ROWS_PER_INSERT: usize = 64;
+
 /// How long the daemon waits to take processed entries off the queue
 /// while a producer writes: it tries again after its next batch anyway.
 const ACK_PATIENCE: Duration = Duration::from_millis(200);
@@ -175,23 +179,41 @@ impl Queue {
         let sql = |e: rusqlite::Error| anyhow::Error::from(super::StoreError::from(e));
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
         let insert = || -> anyhow::Result<()> {
-            let mut statement = self
-                .conn
-                .prepare_cached(
-                    "INSERT INTO queue (event_id, body, enqueued_at) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(sql)?;
+            let mut rows = Vec::with_capacity(ROWS_PER_INSERT);
+            let mut flush = |rows: &mut Vec<_>| -> anyhow::Result<()> {
+                self.insert_rows(rows).map_err(sql)?;
+                rows.drain(..).for_each(|_| progress());
+                Ok(())
+            };
             for entry in entries {
-                let (id, body, at) = entry?;
-                statement.execute(params![id, body, at]).map_err(sql)?;
-                progress();
+                rows.push(entry?);
+                if rows.len() == ROWS_PER_INSERT {
+                    flush(&mut rows)?;
+                }
             }
-            drop(statement);
+            flush(&mut rows)?;
             self.conn.execute_batch("COMMIT").map_err(sql)
         };
         insert().inspect_err(|_| {
             let _ = self.conn.execute_batch("ROLLBACK");
         })
+    }
+
+    /// One statement for several rows, in their order: each statement
+    /// also updates the queue's counter (`AUTOINCREMENT`), once.
+    fn insert_rows(&self, rows: &[(String, String, String)]) -> rusqlite::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO queue (event_id, body, enqueued_at) VALUES {}",
+            vec!["(?, ?, ?)"; rows.len()].join(", ")
+        );
+        let values = rows.iter().flat_map(|(id, body, at)| [id, body, at]);
+        self.conn
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(values))
+            .map(drop)
     }
 
     /// The first entry to process after `position`: past it if it is this
@@ -372,6 +394,40 @@ mod tests {
 
     fn ids(entries: &[Queued]) -> Vec<&str> {
         entries.iter().map(|q| q.event_id.as_str()).collect()
+    }
+
+    #[test]
+    fn entries_over_several_statements_are_queued_in_order_all_or_none() {
+        let queue = Queue::open_in_memory().unwrap();
+        // Two full statements and part of a third.
+        let names: Vec<String> = (0..2 * ROWS_PER_INSERT + 7)
+            .map(|i| format!("e{i}"))
+            .collect();
+        let events: Vec<Event> = names.iter().map(|id| event(id)).collect();
+        let mut progress = 0;
+        queue
+            .enqueue_with(&events, "now", || progress += 1)
+            .unwrap();
+        assert_eq!(progress, names.len());
+        let queued = queue.peek(None, usize::MAX >> 1).unwrap();
+        assert_eq!(
+            ids(&queued),
+            names.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        let seqs: Vec<i64> = queued.iter().map(|q| q.seq).collect();
+        assert_eq!(seqs, (1..=names.len() as i64).collect::<Vec<_>>());
+
+        // An entry that cannot be read, after more than a statement's worth:
+        // none of them is queued.
+        let entries = (0..ROWS_PER_INSERT + 3).map(|i| match i {
+            i if i == ROWS_PER_INSERT + 1 => Err(anyhow::anyhow!("damaged")),
+            i => Ok((format!("x{i}"), "{}".to_string(), "now".to_string())),
+        });
+        assert!(queue.insert_all(entries, || {}).is_err());
+        assert_eq!(
+            queue.peek(None, usize::MAX >> 1).unwrap().len(),
+            names.len()
+        );
     }
 
     #[test]
