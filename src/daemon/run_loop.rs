@@ -1,6 +1,6 @@
 //! The run loop: take events from the queue in order, process them in
-//! batches (one transaction per batch, a savepoint per event), reload the
-//! rules when asked, stop cleanly between two events.
+//! batches (one transaction per batch, an event refused half-way failing
+//! alone), reload the rules when asked, stop cleanly between two events.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
