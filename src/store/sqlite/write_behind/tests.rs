@@ -191,6 +191,67 @@ fn a_write_refused_behind_fails_the_commit_and_written_through_fails_alone() {
     assert!(store.conversation("bad").unwrap().is_none());
 }
 
+/// An event refused after its first row (a ticket written, its
+/// association refused): behind the engine no savepoint is taken, and the
+/// batch written through again leaves none of that event's rows.
+#[test]
+fn an_event_refused_half_way_leaves_none_of_its_rows_once_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = open(&path);
+    store
+        .connection()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON associations
+             WHEN NEW.ticket = 't-bad' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+    let store = Rc::new(WriteBehind::start(store, &path).unwrap());
+    let mut processor = Processor::new(store.clone(), rules(dir.path()));
+    let ticket = |id: &str, ticket: &str| {
+        let fields =
+            serde_json::json!({"type": "ticket.created", "ticket": ticket, "conversation": "c1"});
+        event(id, 1, fields)
+    };
+    let events = [
+        created("e1", "c1"),
+        ticket("e2", "t-bad"),
+        ticket("e3", "t1"),
+    ];
+    let mut run = |through: bool| {
+        store.write_through(through);
+        store.begin().unwrap();
+        processor
+            .expect_batch(events.iter().map(|e| e.id.as_str()))
+            .unwrap();
+        let outcomes: Vec<Outcome> = (events.iter())
+            .map(|e| processor.process(e, None).unwrap().outcome)
+            .collect();
+        let committed = store.commit();
+        if committed.is_err() {
+            store.rollback().unwrap();
+        }
+        processor.end_batch();
+        (outcomes, committed)
+    };
+    let (_, behind) = run(false);
+    assert!(
+        matches!(behind, Err(StoreError::RefusedBehind(_))),
+        "{behind:?}"
+    );
+    let (outcomes, through) = run(true);
+    through.unwrap();
+    assert_eq!(
+        outcomes,
+        [Outcome::Applied, Outcome::Failed, Outcome::Applied]
+    );
+    assert!(
+        store.ticket("t-bad").unwrap().is_none(),
+        "the ticket row stayed"
+    );
+    assert_eq!(store.ticket("t1").unwrap().unwrap().conversations, ["c1"]);
+}
+
 /// `RAISE(ROLLBACK)` stands for the errors on which SQLite rolls the whole
 /// transaction back by itself (I/O, a full disk): the writes after it must
 /// not land outside a transaction.
