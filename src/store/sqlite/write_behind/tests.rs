@@ -148,6 +148,31 @@ fn created(id: &str, conversation: &str) -> Event {
     )
 }
 
+/// Runs `events` as one batch, as the daemon does (the batch's done events
+/// known before it runs), each write waited for or not; a commit that
+/// fails is rolled back.
+fn run_batch(
+    store: &WriteBehind,
+    processor: &mut Processor,
+    events: &[Event],
+    through: bool,
+) -> (Vec<Outcome>, Result<()>) {
+    store.write_through(through);
+    store.begin().unwrap();
+    processor
+        .expect_batch(events.iter().map(|e| e.id.as_str()))
+        .unwrap();
+    let outcomes = (events.iter())
+        .map(|e| processor.process(e, None).unwrap().outcome)
+        .collect();
+    let committed = store.commit();
+    if committed.is_err() {
+        store.rollback().unwrap();
+    }
+    processor.end_batch();
+    (outcomes, committed)
+}
+
 #[test]
 fn a_write_refused_behind_fails_the_commit_and_written_through_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,30 +184,16 @@ fn a_write_refused_behind_fails_the_commit_and_written_through_fails_alone() {
         created("e3", "c3"),
     ];
 
-    // As the daemon does: the batch's done events known before it runs.
-    store.begin().unwrap();
-    processor
-        .expect_batch(events.iter().map(|e| e.id.as_str()))
-        .unwrap();
-    for e in &events {
-        let report = processor.process(e, None).unwrap();
-        assert_eq!(report.outcome, Outcome::Applied, "{:?}", report.reason);
-    }
-    let error = store.commit().unwrap_err();
-    assert!(matches!(error, StoreError::RefusedBehind(_)), "{error}");
-    store.rollback().unwrap();
-    processor.end_batch();
+    let (outcomes, behind) = run_batch(&store, &mut processor, &events, false);
+    assert_eq!(outcomes, [Outcome::Applied; 3]);
+    assert!(
+        matches!(behind, Err(StoreError::RefusedBehind(_))),
+        "{behind:?}"
+    );
     assert!(store.conversation("c1").unwrap().is_none());
 
-    store.write_through(true);
-    store.begin().unwrap();
-    processor
-        .expect_batch(events.iter().map(|e| e.id.as_str()))
-        .unwrap();
-    let outcomes: Vec<Outcome> = (events.iter())
-        .map(|e| processor.process(e, None).unwrap().outcome)
-        .collect();
-    store.commit().unwrap();
+    let (outcomes, through) = run_batch(&store, &mut processor, &events, true);
+    through.unwrap();
     assert_eq!(
         outcomes,
         [Outcome::Applied, Outcome::Failed, Outcome::Applied]
@@ -218,28 +229,12 @@ fn an_event_refused_half_way_leaves_none_of_its_rows_once_written_through() {
         ticket("e2", "t-bad"),
         ticket("e3", "t1"),
     ];
-    let mut run = |through: bool| {
-        store.write_through(through);
-        store.begin().unwrap();
-        processor
-            .expect_batch(events.iter().map(|e| e.id.as_str()))
-            .unwrap();
-        let outcomes: Vec<Outcome> = (events.iter())
-            .map(|e| processor.process(e, None).unwrap().outcome)
-            .collect();
-        let committed = store.commit();
-        if committed.is_err() {
-            store.rollback().unwrap();
-        }
-        processor.end_batch();
-        (outcomes, committed)
-    };
-    let (_, behind) = run(false);
+    let (_, behind) = run_batch(&store, &mut processor, &events, false);
     assert!(
         matches!(behind, Err(StoreError::RefusedBehind(_))),
         "{behind:?}"
     );
-    let (outcomes, through) = run(true);
+    let (outcomes, through) = run_batch(&store, &mut processor, &events, true);
     through.unwrap();
     assert_eq!(
         outcomes,
