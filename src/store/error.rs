@@ -31,7 +31,7 @@ pub enum StoreError {
     /// the next events (`sqlite::WriteBehind`): the batch must run again
     /// with each write waited for, so that the event fails alone.
     #[error(
-        "the store refused an event's writes ({0}); the batch runs again, each write waited for"
+        "the store refused an event's writes ({0}); the batch runs again with each write waited for, so that only that event fails (its reason: `inboxd events --outcome failed`)"
     )]
     RefusedBehind(String),
 }
