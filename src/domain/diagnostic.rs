@@ -34,10 +34,17 @@ impl Diagnostic {
 
     /// A TOML error, located by its byte span in `text`.
     pub fn from_toml(file: &Path, text: &str, error: &toml::de::Error) -> Self {
-        let message = error.message().trim().to_string();
+        let mut message = error.message().trim().to_string();
         match error.span() {
             Some(span) => {
                 let (line, column) = line_column(text, span.start);
+                // toml says only "duplicate key"; its span is the key.
+                let key = text
+                    .get(span.clone())
+                    .filter(|k| k.len() <= 64 && !k.contains('\n'));
+                if let (true, Some(key)) = (message == "duplicate key", key) {
+                    message = format!("duplicate key `{}`", key.trim());
+                }
                 Diagnostic::at(file, line, column, message)
             }
             None => Diagnostic::file(file, message),
@@ -129,6 +136,19 @@ mod tests {
     fn line_column_counts_from_one() {
         assert_eq!(line_column("ab\ncd", 0), (1, 1));
         assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    }
+
+    #[test]
+    fn a_duplicate_key_is_named() {
+        for text in ["[http]\nx = 1\n[http]\n", "a = 1\na = 2\n"] {
+            let error = toml::from_str::<toml::Table>(text).unwrap_err();
+            let d = Diagnostic::from_toml(Path::new("c.toml"), text, &error);
+            let key = if text.starts_with('[') { "http" } else { "a" };
+            assert!(
+                d.to_string().contains(&format!("duplicate key `{key}`")),
+                "{d}"
+            );
+        }
     }
 
     #[test]

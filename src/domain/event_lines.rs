@@ -102,7 +102,8 @@ fn read_events(
 
 /// A body of events held in memory (an HTTP request's): JSON Lines, or one
 /// JSON array of events. Every event is checked, `at` filled in with `now`
-/// when absent; the first bad one is named by its line.
+/// when absent; the first bad one is named by its line (and, in an array,
+/// by its place: several may share a line).
 pub fn parse_body(body: &[u8], stages: &Stages, now: &str) -> Result<Vec<Event>, LineError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
@@ -124,15 +125,18 @@ pub fn parse_body(body: &[u8], stages: &Stages, now: &str) -> Result<Vec<Event>,
         .map_err(|e| LineError::at(e.line().max(1), format!("not a JSON array of events: {e}")))?;
     elements
         .into_iter()
-        .map(|element| {
+        .enumerate()
+        .map(|(index, element)| {
             let line = line_of(text, element.get());
+            let refuse = |why: String| {
+                LineError::at(line, format!("event {} of the array: {why}", index + 1))
+            };
             if element.get().len() > MAX_EVENT_BYTES {
-                return Err(LineError::at(
-                    line,
-                    format!("the event is more than {MAX_EVENT_BYTES} bytes long; at most {MAX_EVENT_BYTES} are allowed"),
-                ));
+                return Err(refuse(format!(
+                    "the event is more than {MAX_EVENT_BYTES} bytes long; at most {MAX_EVENT_BYTES} are allowed"
+                )));
             }
-            let mut event = Event::parse(element.get(), stages).map_err(|e| LineError::at(line, e))?;
+            let mut event = Event::parse(element.get(), stages).map_err(refuse)?;
             event.at.get_or_insert_with(|| now.to_string());
             Ok(event)
         })
@@ -234,6 +238,18 @@ mod tests {
                 .unwrap_err()
                 .line,
             2
+        );
+    }
+
+    #[test]
+    fn a_bad_event_in_an_array_on_one_line_is_also_named_by_its_place() {
+        let array = b"[{\"id\":\"e1\",\"type\":\"conversation.created\",\"conversation\":\"c1\"}, {\"id\":7}]";
+        let err = parse_body(array, &Stages::default(), NOW).unwrap_err();
+        assert_eq!(err.line, 1);
+        assert!(
+            err.to_string()
+                .starts_with("line 1: event 2 of the array: `id` must be a string"),
+            "{err}"
         );
     }
 

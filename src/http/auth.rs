@@ -9,14 +9,24 @@ use subtle::ConstantTimeEq;
 /// How far from now a HubSpot request's timestamp may be.
 pub const HUBSPOT_WINDOW_MS: i64 = 5 * 60 * 1000;
 
-/// Whether an `Authorization` header carries `token`.
+/// Whether an `Authorization` header carries `token`. The scheme's name
+/// is case-insensitive (RFC 9110, 11.1): clients send `bearer` too.
 pub fn bearer_matches(header: Option<&str>, token: &str) -> bool {
-    let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+    let Some(given) = header.and_then(bearer_credentials) else {
         return false;
     };
     // Equal lengths are compared in constant time; a length differs
     // whatever the token's content, which says nothing of it.
     given.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+/// The credentials of a `Bearer` authorization, without the spaces
+/// around them.
+fn bearer_credentials(header: &str) -> Option<&str> {
+    let (scheme, credentials) = header.trim().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| credentials.trim_start_matches([' ', '\t']))
 }
 
 /// Why a HubSpot delivery is refused.
@@ -223,8 +233,18 @@ mod tests {
         assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
         assert!(!bearer_matches(Some("Bearer s3cre"), "s3cret"));
         assert!(!bearer_matches(Some("Bearer s3cretX"), "s3cret"));
-        assert!(!bearer_matches(Some("bearer s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Basic s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearers3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3 cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer "), "s3cret"));
         assert!(!bearer_matches(Some("s3cret"), "s3cret"));
         assert!(!bearer_matches(None, "s3cret"));
+    }
+
+    #[test]
+    fn the_schemes_name_is_case_insensitive_and_spaces_around_the_token_are_not_part_of_it() {
+        assert!(bearer_matches(Some("bearer s3cret"), "s3cret"));
+        assert!(bearer_matches(Some("BEARER s3cret"), "s3cret"));
+        assert!(bearer_matches(Some("Bearer   s3cret "), "s3cret"));
     }
 }
