@@ -7,10 +7,9 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 
-use rhai::{Dynamic, Engine};
+use rhai::Engine;
 
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::event::Event;
@@ -18,10 +17,16 @@ use crate::engine::apply::{apply, Mode, Stop};
 use crate::engine::event_work::{EventWork, Pending};
 use crate::engine::report::{Firing, Outcome, Report};
 use crate::engine::working::{Cause, Working};
-use crate::scripting::ruleset::{script_scope, Rule, RuleSet};
-use crate::scripting::script::{describe, sandboxed_engine, with_time_limit, Deadlines};
+use crate::scripting::ruleset::RuleSet;
+use crate::scripting::script::{sandboxed_engine, with_time_limit, Deadlines};
 use crate::scripting::script_log::ScriptLog;
 use crate::store::{EngineStore, Queued, Recorded, RecordedConfig};
+
+mod due_timers;
+mod rule_run;
+
+pub use due_timers::timer_event;
+use rule_run::script_event;
 
 /// Applies events to the store under a RuleSet.
 pub struct Processor {
@@ -146,53 +151,6 @@ impl Processor {
         self.persist(event, body, queue_seq, report)
     }
 
-    /// Fires, in the timeline's order, the timers due at or before `until`,
-    /// each as a `timer.fired` event processed like any other, at most
-    /// `limit` of them; their reports. Whatever an event's outcome, its
-    /// timer's due time is spent: a timer never fires twice for it.
-    pub fn fire_due_timers(
-        &mut self,
-        until: &str,
-        limit: usize,
-    ) -> crate::store::Result<Vec<Report>> {
-        let mut reports = Vec::new();
-        if !self.some_timer_due(until)? {
-            return Ok(reports);
-        }
-        while reports.len() < limit {
-            let Some(timer) = self.store.due_timers(until, 1)?.pop() else {
-                break;
-            };
-            let event = timer_event(&timer);
-            let report = self.process(&event, None)?;
-            let key = timer.key();
-            if self.store.timer(&key)? == Some(timer.due.clone()) {
-                let spent = crate::store::StateWrites {
-                    timers_removed: vec![&key],
-                    ..Default::default()
-                };
-                self.store.write_state(&spent)??;
-            }
-            reports.push(report);
-        }
-        self.next_due = None;
-        Ok(reports)
-    }
-
-    /// Whether a timer is due by `until`, from what is known of the next.
-    fn some_timer_due(&mut self, until: &str) -> crate::store::Result<bool> {
-        let generation = self.store.generation();
-        let next = match &self.next_due {
-            Some((next, known)) if *known == generation => next.clone(),
-            _ => {
-                let next = self.store.next_timer_due()?;
-                self.next_due = Some((next.clone(), generation));
-                next
-            }
-        };
-        Ok(next.is_some_and(|due| due.as_str() <= until))
-    }
-
     /// Writes what `evaluate` worked out: the state rows of an applied
     /// event (if the store refuses them, the event fails and none stays),
     /// then its outcome and audit trail.
@@ -287,15 +245,6 @@ impl Processor {
         })?;
         tracing::error!(event = %queued.event_id, "failed: {reason}");
         Ok(())
-    }
-
-    /// Runs script code with the clock started, turning a panic inside the
-    /// scripting engine into a failed event instead of a dead daemon.
-    fn guarded<T>(&self, rule: &Rule, run: impl FnOnce() -> T) -> Result<T, Stop> {
-        self.deadlines.start_run();
-        self.script_log.start_rule(rule.name());
-        std::panic::catch_unwind(AssertUnwindSafe(run))
-            .map_err(|_| Stop::Failed(format!("rule {}: the script engine panicked", rule.name())))
     }
 
     /// Works out what the event does, in the working state only: the
@@ -408,113 +357,6 @@ impl Processor {
             }
         }
         Ok(())
-    }
-
-    fn condition_holds(&self, rule: &Rule, event: &Dynamic) -> Result<bool, Stop> {
-        let Some(condition) = &rule.condition else {
-            return Ok(true);
-        };
-        let mut scope = script_scope(event.clone(), self.rules.settings.clone());
-        self.work.borrow_mut().condition_of(Some(rule.name()));
-        let result = self.guarded(rule, || {
-            self.scripts
-                .eval_ast_with_scope::<bool>(&mut scope, condition)
-        });
-        let rejection = {
-            let mut work = self.work.borrow_mut();
-            work.condition_of(None);
-            work.rejection.take()
-        };
-        if let Some(reason) = rejection {
-            return Err(Stop::Rejected(reason));
-        }
-        result?.map_err(|e| {
-            Stop::Failed(format!(
-                "rule {}: condition `when` in {}:{}: {}",
-                rule.name(),
-                rule.decl.file.display(),
-                rule.decl.when_line,
-                describe(*e)
-            ))
-        })
-    }
-
-    /// Runs one rule for one event; returns the events its actions derived.
-    fn fire(
-        &self,
-        rule: &Rule,
-        pending: &Pending,
-        event: &Dynamic,
-        fired: &mut Vec<Firing>,
-    ) -> Result<Vec<Pending>, Stop> {
-        self.work.borrow_mut().begin_firing(rule.name(), pending);
-        let mut scope = script_scope(event.clone(), self.rules.settings.clone());
-        let result = self.guarded(rule, || {
-            self.scripts.run_ast_with_scope(&mut scope, &rule.script)
-        });
-        let mut work = self.work.borrow_mut();
-        let (actions, derived) = work.end_firing();
-        fired.push(Firing {
-            rule: rule.name().to_string(),
-            event: pending.id.clone(),
-            event_type: pending.kind.type_name().to_string(),
-            derived: pending.derived,
-            actions,
-        });
-        if let Some(reason) = work.rejection.take() {
-            return Err(Stop::Rejected(reason));
-        }
-        if let Some(reason) = work.failure.take() {
-            return Err(Stop::Failed(format!("rule {}: {reason}", rule.name())));
-        }
-        result?.map_err(|e| {
-            Stop::Failed(format!(
-                "rule {}: {}:{}",
-                rule.name(),
-                rule.script_file.display(),
-                describe(*e)
-            ))
-        })?;
-        Ok(derived)
-    }
-}
-
-/// The event as a script sees it: its JSON fields, plus `derived` and
-/// `previous` (the values its change replaced, by field).
-/// Shared, so that each rule's scope gets it without a deep copy, and
-/// read-only inside: a shared value is a constant only if its content is,
-/// and no rule may change what the next one sees.
-fn script_event(original: &Event, pending: &Pending) -> Dynamic {
-    let text = |value: &Option<String>| value.clone().map_or(Dynamic::UNIT, Dynamic::from);
-    let mut map = rhai::serde::to_dynamic(&pending.kind)
-        .ok()
-        .and_then(|d| d.try_cast::<rhai::Map>())
-        .unwrap_or_default();
-    map.insert("id".into(), pending.id.clone().into());
-    map.insert("at".into(), text(&original.at));
-    map.insert("actor".into(), text(&original.actor));
-    map.insert("derived".into(), pending.derived.into());
-    let previous = rhai::serde::to_dynamic(&pending.previous).unwrap_or(Dynamic::UNIT);
-    map.insert("previous".into(), previous);
-    Dynamic::from_map(map).into_read_only().into_shared()
-}
-
-/// The event a due timer fires as.
-pub fn timer_event(timer: &crate::domain::timer::Timer) -> Event {
-    use crate::domain::timer::TimerRecord;
-    let (ticket, conversation) = match timer.record {
-        TimerRecord::Ticket => (Some(timer.id.clone()), None),
-        TimerRecord::Conversation => (None, Some(timer.id.clone())),
-    };
-    Event {
-        id: timer.event_id(),
-        at: Some(timer.due.clone()),
-        actor: None,
-        kind: crate::domain::event::EventKind::TimerFired {
-            timer: timer.name.clone(),
-            ticket,
-            conversation,
-        },
     }
 }
 
