@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
@@ -15,7 +16,7 @@ use crate::store::Reader;
 pub async fn get_conversation(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     record(api, &headers, id, "conversation", |store, id| {
         store.conversation(id)
@@ -26,20 +27,28 @@ pub async fn get_conversation(
 pub async fn get_ticket(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     record(api, &headers, id, "ticket", |store, id| store.ticket(id)).await
+}
+
+/// The id in the path; one that cannot be read (not UTF-8 once decoded)
+/// is a 400 like any malformed request, after the token is checked.
+fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    id.map(|Path(id)| id)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 /// One record as the last commit has it, as in `export`; 404 if unknown.
 async fn record<T: serde::Serialize + Send + 'static>(
     api: Arc<Api>,
     headers: &HeaderMap,
-    id: String,
+    id: Result<Path<String>, PathRejection>,
     kind: &'static str,
     read: fn(&dyn Reader, &str) -> crate::store::Result<Option<T>>,
 ) -> ApiResult {
     authorize(&api, headers)?;
+    let id = path_id(id)?;
     let found = blocking(move || {
         let read = api.stores.with(|store| Ok(read(store.as_ref(), &id)?));
         read.map_err(|e| ApiError::unavailable(&e))?
@@ -55,9 +64,10 @@ async fn record<T: serde::Serialize + Send + 'static>(
 pub async fn get_event(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     authorize(&api, &headers)?;
+    let id = path_id(id)?;
     let state = blocking(move || {
         let read = api.stores.with(|store| {
             let outcomes = store.outcomes_of(&id)?;

@@ -538,6 +538,40 @@ fn no_route_falls_over_on_odd_input() {
 }
 
 #[test]
+fn every_refusal_is_a_json_error_and_the_schemes_name_is_read_in_any_case() {
+    let served = serve_default();
+    // An id that is not UTF-8 once decoded: the token first, then a 400.
+    assert_eq!(served.get("/v1/events/%FF%FE", None).status, 401);
+    let odd = served.get("/v1/events/%FF%FE", Some(TOKEN));
+    assert_eq!(odd.status, 400);
+    assert!(
+        odd.json()["error"].as_str().unwrap().contains("UTF-8"),
+        "{}",
+        odd.body
+    );
+    // A method a route does not take: 405, saying which it takes.
+    let put = served
+        .agent
+        .put(format!("{}/v1/events", served.base))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .send(b"{}".as_slice())
+        .expect("the request reaches the server");
+    assert_eq!(put.status().as_u16(), 405);
+    assert_eq!(put.headers()["allow"], "POST");
+    let mut put = put;
+    let body: Value = serde_json::from_str(&put.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(body["error"], "PUT is not allowed on /v1/events");
+    // `bearer`, as some clients write it (RFC 9110: case-insensitive).
+    let lower = served
+        .agent
+        .get(format!("{}/v1/events/nothing", served.base))
+        .header("Authorization", format!("bearer {TOKEN}"))
+        .call()
+        .expect("the request reaches the server");
+    assert_eq!(lower.status().as_u16(), 404);
+}
+
+#[test]
 fn the_feed_over_http_pages_and_long_polls() {
     let served = serve_default();
     let events = lines(&[
