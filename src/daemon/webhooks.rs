@@ -233,10 +233,14 @@ impl Sender {
     }
 
     fn attempt(&self, agent: &ureq::Agent, message: &Message, id: &str) -> Attempt {
+        // The attempt's time signs it (`webhook-timestamp`); the body says
+        // when the event happened, so a retry sends the same body.
         let timestamp = time::OffsetDateTime::now_utc();
+        let occurred =
+            (message.at.clone()).unwrap_or_else(|| crate::domain::clock::rfc3339(timestamp));
         let body = serde_json::json!({
             "type": message.kind,
-            "timestamp": crate::domain::clock::rfc3339(timestamp),
+            "timestamp": occurred,
             "data": message.data,
         })
         .to_string();

@@ -57,6 +57,10 @@ pub struct Message {
     pub part: i64,
     /// `inboxd.changes` or `inboxd.notification`.
     pub kind: &'static str,
+    /// When its event happened (the entry's `at`): the body's `timestamp`,
+    /// the same on every retry (Standard Webhooks: when the event
+    /// occurred, not when it was sent).
+    pub at: Option<String>,
     pub data: Value,
 }
 
@@ -93,6 +97,7 @@ pub fn messages(entry: &FeedEntry, webhook: &str, changes: bool) -> Vec<Message>
             cursor: entry.cursor,
             part: part as i64,
             kind,
+            at: entry.at.clone(),
             data,
         })
         .collect()

@@ -198,6 +198,30 @@ pub fn every_message_arrives_in_order_on(inbox: Inbox) {
         first_seen, expected,
         "in order, none lost, nothing unexpected"
     );
+    // A retry sends the very same body: its `timestamp` is when the event
+    // happened (the attempt's time is in `webhook-timestamp`).
+    let mut bodies: std::collections::HashMap<String, String> = Default::default();
+    let mut retried = 0;
+    let every_attempt = got.lock().unwrap().clone();
+    for r in every_attempt {
+        match bodies.get(&r.id) {
+            Some(first) => {
+                retried += 1;
+                assert_eq!(first, &r.body, "{} sent again with another body", r.id);
+            }
+            None => {
+                bodies.insert(r.id.clone(), r.body.clone());
+            }
+        }
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        if body["type"] == "inboxd.changes" {
+            assert_eq!(body["timestamp"], body["data"]["at"], "{}", r.body);
+        }
+    }
+    assert!(
+        retried > 0,
+        "no message was sent twice: the retries were not reached"
+    );
     let notification: Value = serde_json::from_str(
         &delivered(&got)
             .into_iter()
