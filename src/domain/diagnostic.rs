@@ -71,11 +71,13 @@ impl Diagnostic {
         let line = self.line?;
         // Tabs would move the caret; show them as one space each.
         let text = self.source_line()?.replace('\t', " ");
+        let column = self.column.filter(|c| *c >= 1);
+        let (text, caret) = window(&text, column.map_or(0, |c| c - 1));
         let number = line.to_string();
         let gutter = " ".repeat(number.len());
         let mut out = format!(" {number} | {text}");
-        if let Some(column) = self.column.filter(|c| *c >= 1) {
-            let pad = " ".repeat((column - 1).min(text.chars().count()));
+        if column.is_some() {
+            let pad = " ".repeat(caret);
             out.push_str(&format!("\n {gutter} | {pad}^"));
         }
         Some(out)
@@ -91,17 +93,50 @@ impl fmt::Display for Diagnostic {
                 write!(f, ":{column}")?;
             }
         }
-        // Messages from parsers may span lines; the error stays one line.
+        // Messages from parsers may span lines; the error stays one line,
+        // and short: a parser may quote a whole (huge) token.
         let message = self
             .message
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        write!(f, ": {message}")
+        write!(
+            f,
+            ": {}",
+            crate::domain::clip::clip_to(&message, MESSAGE_SHOWN)
+        )
     }
 }
 
 impl std::error::Error for Diagnostic {}
+
+/// Characters of a message shown before it is cut.
+const MESSAGE_SHOWN: usize = 400;
+/// Characters of a source line shown on each side of the caret.
+const LINE_SHOWN: usize = 60;
+
+/// The part of a long `line` around character `caret` (all of a short
+/// one), `…` where it is cut, and where the caret falls in it.
+fn window(line: &str, caret: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let caret = caret.min(chars.len());
+    if chars.len() <= 2 * LINE_SHOWN {
+        return (line.to_string(), caret);
+    }
+    let start = caret.saturating_sub(LINE_SHOWN);
+    let end = (caret + LINE_SHOWN).min(chars.len());
+    let mut shown = String::new();
+    let mut at = caret - start;
+    if start > 0 {
+        shown.push('…');
+        at += 1;
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, at)
+}
 
 /// 1-based line and column of a byte offset.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -136,6 +171,34 @@ mod tests {
     fn line_column_counts_from_one() {
         assert_eq!(line_column("ab\ncd", 0), (1, 1));
         assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    }
+
+    #[test]
+    fn a_huge_line_or_message_is_shown_cut_around_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("huge.rhai");
+        let line = format!("{}x{}", "a".repeat(100_000), "b".repeat(100_000));
+        std::fs::write(&file, &line).unwrap();
+        let message = format!("Undefined variable: {line}");
+        let d = Diagnostic::at(&file, 1, 100_001, message);
+        let shown = d.to_string();
+        assert!(shown.len() < 600, "{} bytes", shown.len());
+        assert!(shown.ends_with("… (200021 bytes)"), "{shown}");
+        let snippet = d.snippet().unwrap();
+        let (text, caret) = snippet.split_once('\n').unwrap();
+        assert!(text.len() < 200, "{text}");
+        // The caret is under the `x` at column 100,001.
+        let text: Vec<char> = text.chars().collect();
+        let caret = caret.chars().position(|c| c == '^').unwrap();
+        assert_eq!(text[caret], 'x', "{snippet}");
+    }
+
+    #[test]
+    fn a_short_line_is_shown_whole() {
+        assert_eq!(
+            window("close_conversaton(id);", 3),
+            ("close_conversaton(id);".into(), 3)
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! every string. Each error names the field: serde's, through the event
 //! type's enum, would not.
 
+use crate::domain::clip::{clip, quoted};
 use serde_json::{Map, Value};
 
 use crate::domain::event::EVENT_TYPES;
@@ -55,7 +56,12 @@ fn check_header(object: &Map<String, Value>) -> Result<(), String> {
             return Err("`id` must not be empty".into())
         }
         Some(serde_json::Value::String(_)) => {}
-        Some(other) => return Err(format!("`id` must be a string, not {other}")),
+        Some(other) => {
+            return Err(format!(
+                "`id` must be a string, not {}",
+                clip(&other.to_string())
+            ))
+        }
     }
     match object.get("type") {
         None => Err("missing field `type`".into()),
@@ -65,10 +71,14 @@ fn check_header(object: &Map<String, Value>) -> Result<(), String> {
                 .into(),
         ),
         Some(serde_json::Value::String(t)) => Err(format!(
-            "unknown event type {t:?}; known types: {}",
+            "unknown event type {}; known types: {}",
+            quoted(t),
             EVENT_TYPES.join(", ")
         )),
-        Some(other) => Err(format!("`type` must be a string, not {other}")),
+        Some(other) => Err(format!(
+            "`type` must be a string, not {}",
+            clip(&other.to_string())
+        )),
     }
 }
 
@@ -85,13 +95,18 @@ fn check_types(object: &Map<String, Value>) -> Result<(), String> {
             ("properties", Value::Object(properties)) => {
                 for (name, value) in properties {
                     if !matches!(value, Value::String(_)) {
-                        return Err(format!("`properties.{name}` must be a string, not {value}"));
+                        return Err(format!(
+                            "`properties.{}` must be a string, not {}",
+                            clip(name),
+                            clip(&value.to_string())
+                        ));
                     }
                 }
             }
             ("properties", other) => {
                 return Err(format!(
-                    "`properties` must be an object of strings, not {other}"
+                    "`properties` must be an object of strings, not {}",
+                    clip(&other.to_string())
                 ))
             }
             (field, other) if KNOWN_FIELDS.contains(&field) => {
@@ -100,7 +115,10 @@ fn check_types(object: &Map<String, Value>) -> Result<(), String> {
                 } else {
                     "a string"
                 };
-                return Err(format!("`{field}` must be {what}, not {other}"));
+                return Err(format!(
+                    "`{field}` must be {what}, not {}",
+                    clip(&other.to_string())
+                ));
             }
             _ => {}
         }
@@ -187,9 +205,32 @@ mod tests {
     use crate::domain::state::Stages;
 
     use super::limits;
+    use serde_json::json;
 
     fn stages() -> Stages {
         Stages::default()
+    }
+
+    #[test]
+    fn a_huge_value_is_not_echoed_whole_in_its_error() {
+        let huge = "a".repeat(60_000);
+        let cases = [
+            json!({"id": "e", "type": huge, "conversation": "c"}),
+            json!({"id": [huge], "type": "conversation.created", "conversation": "c"}),
+            json!({"id": "e", "type": "conversation.created", "conversation": {"x": huge}}),
+            json!({"id": "e", "type": "ticket.created", "ticket": "t", "conversation": "c",
+                   "properties": {"p": [huge]}}),
+        ];
+        for event in cases {
+            let error = Event::parse(&event.to_string(), &Stages::default()).unwrap_err();
+            assert!(
+                error.len() < 600,
+                "{} bytes: {}",
+                error.len(),
+                &error[..200]
+            );
+            assert!(error.contains("… ("), "{error}");
+        }
     }
 
     #[test]

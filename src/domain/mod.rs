@@ -2,6 +2,7 @@
 //! the clock. Plain types and their checks; no store, no scripts.
 
 pub mod change;
+pub mod clip;
 pub mod clock;
 pub mod config;
 pub mod diagnostic;

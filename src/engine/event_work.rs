@@ -2,6 +2,7 @@
 //! functions scripts call: the working state, the rule running now, and what
 //! its actions did.
 
+use crate::scripting::script::limits::MAX_REASON_CHARS;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
@@ -399,7 +400,10 @@ impl EventWork {
             (None, Some(rule)) => rule.as_str(),
             (None, None) => "?",
         };
-        let reason = format!("rule {rule}: {reason}");
+        let reason = format!(
+            "rule {rule}: {}",
+            crate::domain::clip::clip_to(reason, MAX_REASON_CHARS)
+        );
         self.rejection.get_or_insert(reason.clone());
         reason
     }

@@ -34,6 +34,9 @@ pub mod limits {
     pub const MAX_LOG_LINES: usize = 100;
     /// Bytes that the scripts of one event may log.
     pub const MAX_LOG_BYTES: usize = 64 * 1024;
+    /// Characters of a `reject` reason or a script's error message kept
+    /// as the event's reason (it is stored with the outcome and logged).
+    pub const MAX_REASON_CHARS: usize = 1_000;
     /// Memory the rule runs of one event may hold beyond what the daemon
     /// held when the event started (all values together: Rhai's limits
     /// bound each one).
@@ -168,6 +171,8 @@ pub fn describe(mut error: EvalAltResult) -> String {
         EvalAltResult::ErrorTerminated(reason, _) => reason.to_string(),
         other => plain_types(&one_line(&other.to_string())),
     };
+    // An error may quote a whole value (a 64 KiB string, say).
+    let message = crate::domain::clip::clip_to(&message, limits::MAX_REASON_CHARS);
     match (position.line(), position.position()) {
         (Some(line), Some(column)) => format!("{line}:{column}: {message}"),
         (Some(line), None) => format!("{line}: {message}"),

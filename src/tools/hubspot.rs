@@ -2,6 +2,7 @@
 //! hubspot`). A webhook delivery is a JSON array of notifications; the
 //! mapping, field by field, is in the README ("HubSpot webhooks").
 
+use crate::domain::clip::clip;
 use std::collections::HashMap;
 
 use serde_json::value::RawValue;
@@ -194,7 +195,7 @@ fn to_kind(n: &Notification) -> Result<Result<EventKind, String>, Unmapped> {
         ("conversation.propertyChange", "status") => match value.as_deref() {
             Some("CLOSED") => Box::new(|conversation| ConversationClosed { conversation }),
             Some("OPEN") => Box::new(|conversation| ConversationReopened { conversation }),
-            Some(other) => return unmapped(format!("unknown conversation status {other}")),
+            Some(other) => return unmapped(format!("unknown conversation status {}", clip(other))),
             None => return unmapped("no conversation status".into()),
         },
         ("conversation.propertyChange", "isArchived") => match value.as_deref() {
@@ -227,10 +228,11 @@ fn to_kind(n: &Notification) -> Result<Result<EventKind, String>, Unmapped> {
         ),
         ("conversation.propertyChange", other) => {
             return unmapped(format!(
-                "conversation property {other} is not a lifecycle field"
+                "conversation property {} is not a lifecycle field",
+                clip(other)
             ))
         }
-        (other, _) => return unmapped(format!("subscription type {other} is not mapped")),
+        (other, _) => return unmapped(format!("subscription type {} is not mapped", clip(other))),
     };
     Ok(n.object_id
         .clone()

@@ -102,6 +102,39 @@ fn an_event_whose_rules_take_too_long_together_fails() {
 /// `print` and `log` in a loop: the daemon's log holds at most the budget
 /// of one event, and says it was cut.
 #[test]
+fn a_huge_reason_or_error_from_a_rule_is_kept_short() {
+    let inbox = Inbox::new();
+    // 32,768 characters: under the 64 KiB string limit.
+    let huge = "let s = \"r\"; for i in 0..15 { s += s; }";
+    inbox.add_rule(
+        "says-too-much",
+        "conversation.closed",
+        &format!("{huge} reject(s);"),
+    );
+    inbox.add_rule(
+        "throws-too-much",
+        "conversation.marked_spam",
+        &format!("{huge} throw s;"),
+    );
+    inbox.send(&[
+        conversation_created("c", "c1"),
+        conversation_event("closed", "conversation.closed", "c1"),
+        conversation_event("spam", "conversation.marked_spam", "c1"),
+    ]);
+    for (event, outcome) in [("closed", "rejected"), ("spam", "failed")] {
+        let (got, reason) = inbox.outcome(event);
+        let reason = reason.unwrap();
+        assert_eq!(got, outcome, "{}", &reason[..200]);
+        assert!(reason.len() < 1_200, "{event}: {} bytes", reason.len());
+        assert!(
+            reason.contains("rrrr… (327"),
+            "{}",
+            &reason[reason.len() - 40..]
+        );
+    }
+}
+
+#[test]
 fn script_output_is_capped_per_event() {
     let inbox = Inbox::new();
     inbox.add_rule(
