@@ -11,19 +11,24 @@ pub fn clip(text: &str) -> String {
 
 /// `text` quoted as `{:?}` would, cut as `clip` does.
 pub fn quoted(text: &str) -> String {
-    match text.char_indices().nth(SHOWN) {
+    match kept(text, SHOWN) {
         None => format!("{text:?}"),
-        Some((end, _)) => format!("{:?}… ({} bytes)", &text[..end], text.len()),
+        Some(start) => format!("{start:?}… ({} bytes)", text.len()),
     }
 }
 
 /// `text` itself when at most `max` characters; else its first `max`,
 /// `…`, and its length.
 pub fn clip_to(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
+    match kept(text, max) {
         None => text.to_string(),
-        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()),
+        Some(start) => format!("{start}… ({} bytes)", text.len()),
     }
+}
+
+/// The first `max` characters of `text`, if it has more.
+fn kept(text: &str, max: usize) -> Option<&str> {
+    text.char_indices().nth(max).map(|(end, _)| &text[..end])
 }
 
 #[cfg(test)]
