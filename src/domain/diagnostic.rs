@@ -39,10 +39,9 @@ impl Diagnostic {
             Some(span) => {
                 let (line, column) = line_column(text, span.start);
                 // toml says only "duplicate key"; its span is the key.
-                let key = text
-                    .get(span.clone())
-                    .filter(|k| k.len() <= 64 && !k.contains('\n'));
-                if let (true, Some(key)) = (message == "duplicate key", key) {
+                let key = (text.get(span.clone()))
+                    .filter(|k| message == "duplicate key" && k.len() <= 64 && !k.contains('\n'));
+                if let Some(key) = key {
                     message = format!("duplicate key `{}`", key.trim());
                 }
                 Diagnostic::at(file, line, column, message)

@@ -93,11 +93,11 @@ fn map_one(
         Err(Unmapped(why)) => {
             mapped
                 .skipped
-                .push(format!("{place} ({}): {why}", n.subscription_type));
+                .push(format!("{place} ({}): {why}", clip(&n.subscription_type)));
             return Ok(());
         }
     };
-    let kind = kind.map_err(|e| format!("{place} ({}): {e}", n.subscription_type))?;
+    let kind = kind.map_err(|e| format!("{place} ({}): {e}", clip(&n.subscription_type)))?;
     let event_id = n
         .event_id
         .as_ref()
@@ -318,6 +318,30 @@ mod tests {
         let mapped =
             map_one(r#"{"eventId": 1, "subscriptionType": "ticket.creation", "objectId": 5}"#);
         assert!(mapped.skipped[0].contains("does not name its conversation"));
+    }
+
+    #[test]
+    fn a_huge_unmapped_name_is_not_echoed_whole_in_its_reason() {
+        let huge = "x".repeat(60_000);
+        for notification in [
+            format!(r#"{{"eventId": 1, "subscriptionType": "{huge}", "objectId": 5}}"#),
+            format!(
+                r#"{{"eventId": 1, "subscriptionType": "conversation.propertyChange", "objectId": 5, "propertyName": "{huge}"}}"#
+            ),
+            format!(
+                r#"{{"eventId": 1, "subscriptionType": "conversation.propertyChange", "objectId": 5, "propertyName": "status", "propertyValue": "{huge}"}}"#
+            ),
+        ] {
+            let mapped = map_one(&notification);
+            let reason = &mapped.skipped[0];
+            assert!(
+                reason.len() < 300,
+                "{} bytes: {}",
+                reason.len(),
+                &reason[..150]
+            );
+            assert!(reason.contains("… (60000 bytes)"), "{reason}");
+        }
     }
 
     #[test]
