@@ -3,49 +3,49 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 
 use crate::domain::event_checks;
 use crate::domain::state::Stages;
 
 pub use crate::domain::event_checks::limits;
 
-/// One inbox event: a fact ("an agent closed conversation c1").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One inbox event: a fact ("an agent closed conversation c1"). Read from
+/// JSON by `event_deserialize.rs`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// The idempotency key.
     pub id: String,
     /// RFC 3339 time; filled in with the enqueue time when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     #[serde(flatten)]
     pub kind: EventKind,
 }
 
 /// What happened, with the fields of its type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum EventKind {
     #[serde(rename = "conversation.created")]
     ConversationCreated {
         conversation: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         inbox: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         channel: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         contact: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         subject: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
     },
     #[serde(rename = "conversation.owner_changed")]
     ConversationOwnerChanged {
         conversation: String,
-        #[serde(deserialize_with = "required_nullable")]
         owner: Option<String>,
     },
     #[serde(rename = "conversation.closed")]
@@ -62,19 +62,15 @@ pub enum EventKind {
     TicketCreated {
         ticket: String,
         conversation: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         subject: Option<String>,
         /// Absent or `null`: the conversation's owner.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         status: Option<String>,
         /// Absent or `null`: none.
-        #[serde(
-            default,
-            deserialize_with = "null_as_empty",
-            skip_serializing_if = "BTreeMap::is_empty"
-        )]
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         properties: BTreeMap<String, String>,
     },
     #[serde(rename = "ticket.associated")]
@@ -85,7 +81,6 @@ pub enum EventKind {
     #[serde(rename = "ticket.owner_changed")]
     TicketOwnerChanged {
         ticket: String,
-        #[serde(deserialize_with = "required_nullable")]
         owner: Option<String>,
     },
     #[serde(rename = "ticket.status_changed")]
@@ -94,7 +89,6 @@ pub enum EventKind {
     TicketPropertyChanged {
         ticket: String,
         property: String,
-        #[serde(deserialize_with = "required_nullable")]
         value: Option<String>,
     },
     #[serde(rename = "ticket.deleted")]
@@ -103,9 +97,9 @@ pub enum EventKind {
     #[serde(rename = "timer.fired")]
     TimerFired {
         timer: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         ticket: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         conversation: Option<String>,
     },
 }
@@ -129,16 +123,6 @@ pub const EVENT_TYPES: [&str; 13] = [
     "ticket.property_changed",
     "ticket.deleted",
 ];
-
-/// An optional map given as `null` is an empty one.
-fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    Ok(Option::<BTreeMap<String, String>>::deserialize(d)?.unwrap_or_default())
-}
-
-/// A field that must be present but may be `null`.
-fn required_nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Option::<String>::deserialize(d)
-}
 
 impl EventKind {
     /// The `type` string of the event.

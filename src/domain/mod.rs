@@ -8,6 +8,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod event;
 pub mod event_checks;
+pub mod event_deserialize;
 pub mod event_lines;
 pub mod feed;
 pub mod http_config;
