@@ -41,18 +41,66 @@ impl Tally {
     }
 
     pub fn log(&self) {
+        if let Some(line) = self.line() {
+            tracing::info!("{line}");
+        }
+    }
+
+    /// The batch's line, when some event was not simply applied; it says
+    /// where the events that need a look (rejected, failed) are listed.
+    fn line(&self) -> Option<String> {
         let applied = self.counts[0];
         let total: usize = self.counts.iter().sum();
         if total == applied {
-            return;
+            return None;
         }
-        let parts: Vec<String> = (Outcome::ALL.iter().zip(self.counts))
-            .filter(|(_, n)| *n > 0)
-            .map(|(outcome, n)| format!("{n} {outcome}"))
+        let present = || (Outcome::ALL.iter().zip(self.counts)).filter(|(_, n)| *n > 0);
+        let parts: Vec<String> = present().map(|(o, n)| format!("{n} {o}")).collect();
+        let listed: Vec<String> = present()
+            .filter(|(o, _)| matches!(o, Outcome::Rejected | Outcome::Failed))
+            .map(|(o, _)| format!("`inboxd events --outcome {o}`"))
             .collect();
-        tracing::info!(
-            "processed {total} event(s): {} (`inboxd events --outcome rejected` lists the rejected)",
+        let hint = match listed.len() {
+            0 => String::new(),
+            1 => format!(" ({} lists them)", listed[0]),
+            _ => format!(" ({} list them)", listed.join(" and ")),
+        };
+        Some(format!(
+            "processed {total} event(s): {}{hint}",
             parts.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally(outcomes: &[Outcome]) -> Tally {
+        let mut tally = Tally::default();
+        outcomes.iter().for_each(|o| tally.count(*o));
+        tally
+    }
+
+    #[test]
+    fn a_batch_line_points_only_at_the_outcomes_it_had() {
+        assert_eq!(tally(&[Outcome::Applied, Outcome::Applied]).line(), None);
+        assert_eq!(
+            tally(&[Outcome::Applied, Outcome::Duplicate])
+                .line()
+                .unwrap(),
+            "processed 2 event(s): 1 applied, 1 duplicate"
+        );
+        assert_eq!(
+            tally(&[Outcome::Rejected, Outcome::Duplicate]).line().unwrap(),
+            "processed 2 event(s): 1 rejected, 1 duplicate (`inboxd events --outcome rejected` lists them)"
+        );
+        let both = tally(&[Outcome::Failed, Outcome::Rejected]).line().unwrap();
+        assert!(
+            both.ends_with(
+                "(`inboxd events --outcome rejected` and `inboxd events --outcome failed` list them)"
+            ),
+            "{both}"
         );
     }
 }
