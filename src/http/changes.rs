@@ -16,7 +16,7 @@ use super::Api;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 /// The longest a request may wait for new entries.
-const MAX_WAIT_SECONDS: u64 = 25;
+const MAX_WAIT_SECONDS: f64 = 25.0;
 /// How often a waiting request looks whether a batch committed.
 const WAIT_POLL: Duration = Duration::from_millis(50);
 /// How often a long poll reads the feed again when commits may come from
@@ -29,8 +29,9 @@ pub struct ChangesQuery {
     #[serde(default)]
     after: i64,
     limit: Option<usize>,
+    /// Seconds, a fraction allowed (`0.5`).
     #[serde(default)]
-    wait: u64,
+    wait: f64,
 }
 
 pub async fn get_changes(
@@ -46,12 +47,13 @@ pub async fn get_changes(
             "limit must be between 1 and {MAX_LIMIT}"
         )));
     }
-    if query.wait > MAX_WAIT_SECONDS {
+    // `!(0 <= wait <= max)` also refuses NaN; serde reads "inf" as no number.
+    if !(0.0..=MAX_WAIT_SECONDS).contains(&query.wait) {
         return Err(ApiError::bad_request(format!(
-            "wait must be at most {MAX_WAIT_SECONDS} seconds"
+            "wait must be a number of seconds from 0 to at most {MAX_WAIT_SECONDS}"
         )));
     }
-    let deadline = Instant::now() + Duration::from_secs(query.wait);
+    let deadline = Instant::now() + Duration::from_secs_f64(query.wait);
     loop {
         let seen = api.control.commits();
         let reader = Arc::clone(&api);

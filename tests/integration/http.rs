@@ -618,10 +618,22 @@ fn the_feed_over_http_pages_and_long_polls() {
     let news = waiting.join().unwrap().json();
     assert_eq!(news["changes"][0]["event"], "e3");
 
+    // A fraction of a second is a wait too.
+    let started = std::time::Instant::now();
+    let quiet = served.get(
+        &format!("/v1/changes?after={}&wait=0.4", news["next"]),
+        Some(TOKEN),
+    );
+    assert_eq!(quiet.status, 200, "{}", quiet.body);
+    assert_eq!(quiet.json()["changes"], json!([]));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+
     for bad in [
         "?limit=0",
         "?limit=5000",
         "?wait=999",
+        "?wait=-1",
+        "?wait=NaN",
         "?after=x",
         "?color=red",
     ] {
