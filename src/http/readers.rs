@@ -11,6 +11,7 @@ use super::reply::{json, ApiError, ApiResult};
 use super::request::{authorize, blocking};
 use super::Api;
 
+use crate::domain::clip::clip;
 use crate::store::Reader;
 
 pub async fn get_conversation(
@@ -52,7 +53,7 @@ async fn record<T: serde::Serialize + Send + 'static>(
     let found = blocking(move || {
         let read = api.stores.with(|store| Ok(read(store.as_ref(), &id)?));
         read.map_err(|e| ApiError::unavailable(&e))?
-            .ok_or_else(|| ApiError::not_found(format!("no {kind} {id}")))
+            .ok_or_else(|| ApiError::not_found(format!("no {kind} {}", clip(&id))))
     })
     .await?;
     json(StatusCode::OK, found)
@@ -94,7 +95,7 @@ pub async fn get_event(
                 row.outcome.as_str(),
                 row.reason.as_deref(),
             )),
-            (false, None) => Err(ApiError::not_found(format!("no event {id}"))),
+            (false, None) => Err(ApiError::not_found(format!("no event {}", clip(&id)))),
         }
     })
     .await?;

@@ -192,6 +192,15 @@ pub fn events_go_in_and_records_come_out_of(served: Served) {
         let answer = served.get(unknown, Some(TOKEN));
         assert_eq!(answer.status, 404, "{unknown}");
         assert!(answer.json()["error"].is_string());
+        // An unknown id of 10,000 characters is not echoed whole.
+        let huge = format!("{unknown}{}", "x".repeat(10_000));
+        let answer = served.get(&huge, Some(TOKEN));
+        assert_eq!(answer.status, 404, "{unknown}");
+        let error = answer.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            error.len() < 200 && error.contains("10004 bytes"),
+            "{error}"
+        );
     }
 }
 
