@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::auth::bearer_matches;
 use super::reply::ApiError;
-use super::Api;
+use super::{Api, MAX_BODY_BYTES};
 
 /// Refuses a request without the API's bearer token.
 pub fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -30,9 +30,21 @@ pub fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The body, or why it cannot be had (too large: 413).
+/// The body, or why it cannot be had (too large: 413, said the same
+/// whether its length was announced or it came in chunks).
 pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        status => ApiError::new(status, rejection.body_text()),
+    })
+}
+
+/// A body over `MAX_BODY_BYTES`.
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than {} MiB", MAX_BODY_BYTES >> 20),
+    )
 }
 
 /// Runs blocking work (the store, the rules) off the runtime's threads.

@@ -81,11 +81,7 @@ async fn watch_request(State(api): State<Arc<Api>>, request: Request, next: Next
     let method = request.method().clone();
     let response = if announces_too_much(&request) {
         // Refused at once, not after reading what it announces.
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {} MiB", MAX_BODY_BYTES >> 20),
-        )
-        .into_response()
+        super::request::too_large().into_response()
     } else {
         answer(request, next).await
     };

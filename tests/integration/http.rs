@@ -122,6 +122,31 @@ impl Served {
         line.trim_end().to_string()
     }
 
+    /// The answer (status line, headers, body) to a POST whose body of
+    /// `size` bytes of events comes in chunks, its length unannounced.
+    fn chunked_answer(&self, path: &str, size: usize) -> String {
+        use std::io::{Read, Write};
+        let address = self.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+        let line = lines(&[conversation_created("big", "c1")]);
+        let chunk = line.repeat(1024 * 1024 / line.len());
+        let mut sent = stream.write_all(head.as_bytes());
+        for _ in 0..size.div_ceil(chunk.len()) {
+            // The server may answer and close before the last chunk.
+            sent = sent.and_then(|()| write!(stream, "{:x}\r\n{chunk}\r\n", chunk.len()));
+        }
+        let _ = sent.and_then(|()| stream.write_all(b"0\r\n\r\n"));
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
     /// The event ids the daemon has recorded an outcome for.
     fn processed(&self) -> Vec<String> {
         (self.inbox.outcomes().iter())
@@ -236,6 +261,13 @@ fn refused_requests_queue_nothing() {
         9 * 1024 * 1024
     ));
     assert_eq!(status, "HTTP/1.1 413 Payload Too Large");
+    // The same, said the same way, when it comes in chunks.
+    let chunked = served.chunked_answer("/v1/events", 9 * 1024 * 1024);
+    assert!(
+        chunked.starts_with("HTTP/1.1 413") && chunked.contains("the body is larger than 8 MiB"),
+        "{}",
+        &chunked[..chunked.len().min(300)]
+    );
 
     // Only the one good request was queued.
     let posted = served.post("/v1/events", Some(TOKEN), good.as_bytes());
