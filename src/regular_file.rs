@@ -32,9 +32,17 @@ pub fn read(path: &Path) -> std::io::Result<String> {
             format!("{} bytes, more than the {MAX_SIZE} allowed", meta.len()),
         ));
     }
-    let mut text = String::new();
-    file.take(MAX_SIZE + 1).read_to_string(&mut text)?;
-    Ok(text)
+    let mut bytes = Vec::new();
+    file.take(MAX_SIZE + 1).read_to_end(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+        let column = 1 + valid.iter().rev().take_while(|&&b| b != b'\n').count();
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (line {line}, byte {column} of the line)"),
+        )
+    })
 }
 
 /// Opens `path` to write it (created with `mode` if absent, emptied if
@@ -80,5 +88,17 @@ mod tests {
         assert!(err.to_string().contains("directory"), "{err}");
         std::fs::write(dir.path().join("ok.rhai"), "let x = 1;").unwrap();
         assert_eq!(read(&dir.path().join("ok.rhai")).unwrap(), "let x = 1;");
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latin1.rhai");
+        std::fs::write(&file, b"let x = 1;\n// caf\xe9\n").unwrap();
+        let err = read(&file).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not UTF-8 text (line 2, byte 7 of the line)"
+        );
     }
 }

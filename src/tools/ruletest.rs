@@ -113,7 +113,8 @@ pub fn run(
     files.sort();
     let mut results = Vec::new();
     for file in files {
-        let text = crate::regular_file::read(&file)?;
+        let text = crate::regular_file::read(&file)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
         let tests: TestFile =
             toml::from_str(&text).map_err(|e| Diagnostic::from_toml(&file, &text, &e))?;
         for test in tests.test {

@@ -67,6 +67,31 @@ fn a_failing_rule_test_shows_the_difference_and_fails() {
     assert!(report[0]["failure"].is_string());
 }
 
+/// A test file that cannot be read is named, whatever is wrong with it.
+#[test]
+fn an_unreadable_rule_test_file_is_named() {
+    let inbox = with_rule_tests();
+    std::fs::write(inbox.path("rules/tests/latin1.toml"), b"name = \"caf\xe9\"").unwrap();
+    inbox
+        .cmd()
+        .arg("test")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "rules/tests/latin1.toml: cannot read: not UTF-8 text (line 1, byte 12 of the line)",
+        ));
+    std::fs::remove_file(inbox.path("rules/tests/latin1.toml")).unwrap();
+    std::fs::create_dir(inbox.path("rules/tests/folder.toml")).unwrap();
+    inbox
+        .cmd()
+        .arg("test")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "rules/tests/folder.toml: cannot read: not a regular file (a directory)",
+        ));
+}
+
 fn history() -> Inbox {
     let inbox = Inbox::new();
     let mut events = two_tickets_events("e");
