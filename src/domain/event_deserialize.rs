@@ -316,6 +316,14 @@ mod tests {
     }
 
     #[test]
+    fn the_types_are_the_formats_and_the_timelines() {
+        let known: Vec<&str> = (super::super::event::EVENT_TYPES.iter().copied())
+            .chain([super::super::event::TIMER_FIRED])
+            .collect();
+        assert_eq!(TYPES.to_vec(), known);
+    }
+
+    #[test]
     fn absent_null_and_given_fields_are_told_apart() {
         let created = read(json!({"id": "e", "type": "ticket.created", "ticket": "t",
             "conversation": "c", "owner": null, "properties": null, "at": null}))

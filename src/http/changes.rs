@@ -47,10 +47,10 @@ pub async fn get_changes(
             "limit must be between 1 and {MAX_LIMIT}"
         )));
     }
-    // `!(0 <= wait <= max)` also refuses NaN; serde reads "inf" as no number.
+    // NaN and infinity (`wait=NaN`, `wait=inf` parse) fall outside too.
     if !(0.0..=MAX_WAIT_SECONDS).contains(&query.wait) {
         return Err(ApiError::bad_request(format!(
-            "wait must be a number of seconds from 0 to at most {MAX_WAIT_SECONDS}"
+            "wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}"
         )));
     }
     let deadline = Instant::now() + Duration::from_secs_f64(query.wait);

@@ -675,6 +675,7 @@ fn the_feed_over_http_pages_and_long_polls() {
         "?wait=999",
         "?wait=-1",
         "?wait=NaN",
+        "?wait=inf",
         "?after=x",
         "?color=red",
     ] {
