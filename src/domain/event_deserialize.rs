@@ -6,10 +6,10 @@
 //! the slots; its errors are serde's (a missing field, a field given
 //! twice, an unknown type, a value of the wrong JSON type).
 //!
-//! A field is read with its JSON type whatever the event's type (a string
-//! or `null`; `properties` an object of strings), as `event_checks`
-//! requires of every event before it is queued; fields the format does
-//! not know are skipped.
+//! As with the derive, only the fields of the event's type must have their
+//! JSON type (a string or `null`; `properties` an object of strings); a
+//! field of another type is skipped whatever it holds (the type may come
+//! after it), and so are fields the format does not know.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +17,10 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::event::{Event, EventKind, EVENT_TYPES, TIMER_FIRED};
+
+mod given;
+
+use given::{FieldValue, Given, Odd};
 
 /// Every `type` an event may have: the format's, then the timeline's.
 const TYPES: [&str; EVENT_TYPES.len() + 1] = {
@@ -29,8 +33,8 @@ const TYPES: [&str; EVENT_TYPES.len() + 1] = {
     all
 };
 
-/// A field as given: absent (`None`), `null` (`Some(None)`) or a value.
-type Slot<T> = Option<Option<T>>;
+/// A field: absent (`None`) or as given.
+type Slot<T> = Option<Given<T>>;
 
 /// The fields of every event type, as read.
 #[derive(Default)]
@@ -162,7 +166,7 @@ impl<'de> Visitor<'de> for EventVisitor {
 }
 
 /// Reads the value of the field just named into its slot.
-fn fill<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+fn fill<'de, T: FieldValue, A: MapAccess<'de>>(
     slot: &mut Slot<T>,
     name: &'static str,
     map: &mut A,
@@ -178,27 +182,35 @@ fn fill<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
 fn required<E: de::Error>(slot: Slot<String>, name: &'static str) -> Result<String, E> {
     match slot {
         None => Err(E::missing_field(name)),
-        Some(None) => Err(E::invalid_type(de::Unexpected::Unit, &"a string")),
-        Some(Some(value)) => Ok(value),
+        Some(Given::Null) => Err(Odd::Null.error("a string")),
+        Some(Given::Odd(odd, expected)) => Err(odd.error(expected)),
+        Some(Given::Value(value)) => Ok(value),
     }
 }
 
 /// A field that must be given, `null` allowed.
 fn nullable<E: de::Error>(slot: Slot<String>, name: &'static str) -> Result<Option<String>, E> {
-    slot.ok_or_else(|| E::missing_field(name))
+    match slot {
+        None => Err(E::missing_field(name)),
+        Some(given) => optional(Some(given)),
+    }
 }
 
 /// A field that may be absent or `null`.
-fn optional<T>(slot: Slot<T>) -> Option<T> {
-    slot.flatten()
+fn optional<T, E: de::Error>(slot: Slot<T>) -> Result<Option<T>, E> {
+    match slot {
+        None | Some(Given::Null) => Ok(None),
+        Some(Given::Odd(odd, expected)) => Err(odd.error(expected)),
+        Some(Given::Value(value)) => Ok(Some(value)),
+    }
 }
 
 impl Fields {
     fn into_event<E: de::Error>(mut self) -> Result<Event, E> {
         Ok(Event {
             id: required(self.id.take(), "id")?,
-            at: optional(self.at.take()),
-            actor: optional(self.actor.take()),
+            at: optional(self.at.take())?,
+            actor: optional(self.actor.take())?,
             kind: self.kind()?,
         })
     }
@@ -225,11 +237,11 @@ impl Fields {
         Ok(match kind.as_str() {
             "conversation.created" => ConversationCreated {
                 conversation: required(conversation, "conversation")?,
-                inbox: optional(inbox),
-                channel: optional(channel),
-                contact: optional(contact),
-                subject: optional(subject),
-                owner: optional(owner),
+                inbox: optional(inbox)?,
+                channel: optional(channel)?,
+                contact: optional(contact)?,
+                subject: optional(subject)?,
+                owner: optional(owner)?,
             },
             "conversation.owner_changed" => ConversationOwnerChanged {
                 conversation: required(conversation, "conversation")?,
@@ -253,10 +265,10 @@ impl Fields {
             "ticket.created" => TicketCreated {
                 ticket: required(ticket, "ticket")?,
                 conversation: required(conversation, "conversation")?,
-                subject: optional(subject),
-                owner: optional(owner),
-                status: optional(status),
-                properties: optional(properties).unwrap_or_default(),
+                subject: optional(subject)?,
+                owner: optional(owner)?,
+                status: optional(status)?,
+                properties: optional(properties)?.unwrap_or_default(),
             },
             "ticket.associated" => TicketAssociated {
                 ticket: required(ticket, "ticket")?,
@@ -280,8 +292,8 @@ impl Fields {
             },
             "timer.fired" => TimerFired {
                 timer: required(timer, "timer")?,
-                ticket: optional(ticket),
-                conversation: optional(conversation),
+                ticket: optional(ticket)?,
+                conversation: optional(conversation)?,
             },
             other => return Err(E::unknown_variant(other, &TYPES)),
         })
@@ -354,6 +366,25 @@ mod tests {
         );
     }
 
+    /// As serde's derive did: the type says which fields must hold what.
+    #[test]
+    fn a_field_of_another_type_is_skipped_whatever_it_holds() {
+        let event = read(
+            json!({"id": "e", "timer": 1, "properties": "x", "status": {"a": [1]},
+            "value": [null], "ticket": false, "type": "conversation.closed", "conversation": "c"}),
+        )
+        .unwrap();
+        assert_eq!(
+            event.kind,
+            EventKind::ConversationClosed {
+                conversation: "c".into()
+            }
+        );
+        // So a producer's stray `timer` is no reason to refuse its event.
+        let line = r#"{"id":"e","type":"conversation.closed","conversation":"c","timer":1}"#;
+        assert!(Event::parse(line, &crate::domain::state::Stages::default()).is_ok());
+    }
+
     #[test]
     fn bad_objects_are_refused_with_serdes_errors() {
         let cases = [
@@ -380,7 +411,26 @@ mod tests {
             (
                 json!({"id": "e", "type": "ticket.created", "ticket": "t", "conversation": "c",
                 "properties": {"p": 1}}),
-                "invalid type: integer `1`",
+                "invalid type: integer `1`, expected a string",
+            ),
+            (
+                json!({"id": "e", "type": "ticket.created", "ticket": "t", "conversation": "c",
+                "properties": {"p": null}}),
+                "invalid type: null, expected a string",
+            ),
+            (
+                json!({"id": "e", "type": "ticket.created", "ticket": "t", "conversation": "c",
+                "properties": "p"}),
+                "invalid type: string \"p\", expected a map",
+            ),
+            (
+                json!({"id": "e", "type": "conversation.created", "conversation": "c",
+                "subject": ["s"]}),
+                "invalid type: sequence, expected a string",
+            ),
+            (
+                json!({"id": "e", "type": "conversation.closed", "conversation": "c", "at": 5}),
+                "invalid type: integer `5`, expected a string",
             ),
             (json!([1, 2]), "invalid type"),
         ];
