@@ -71,25 +71,22 @@ fn a_failing_rule_test_shows_the_difference_and_fails() {
 #[test]
 fn an_unreadable_rule_test_file_is_named() {
     let inbox = with_rule_tests();
-    std::fs::write(inbox.path("rules/tests/latin1.toml"), b"name = \"caf\xe9\"").unwrap();
-    inbox
-        .cmd()
-        .arg("test")
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains(
-            "rules/tests/latin1.toml: cannot read: not UTF-8 text (line 1, byte 12 of the line)",
-        ));
-    std::fs::remove_file(inbox.path("rules/tests/latin1.toml")).unwrap();
+    let fails_naming = |expected: &str| {
+        inbox
+            .cmd()
+            .arg("test")
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(expected));
+    };
+    let latin1 = inbox.path("rules/tests/latin1.toml");
+    std::fs::write(&latin1, b"name = \"caf\xe9\"").unwrap();
+    fails_naming(
+        "rules/tests/latin1.toml: cannot read: not UTF-8 text (line 1, byte 12 of the line)",
+    );
+    std::fs::remove_file(&latin1).unwrap();
     std::fs::create_dir(inbox.path("rules/tests/folder.toml")).unwrap();
-    inbox
-        .cmd()
-        .arg("test")
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains(
-            "rules/tests/folder.toml: cannot read: not a regular file (a directory)",
-        ));
+    fails_naming("rules/tests/folder.toml: cannot read: not a regular file (a directory)");
 }
 
 fn history() -> Inbox {
