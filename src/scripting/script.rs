@@ -52,7 +52,7 @@ pub struct Deadlines {
     event_started: Cell<Instant>,
     event_limit: Cell<Duration>,
     /// Memory in use when the event started.
-    memory_at_start: Cell<usize>,
+    memory_at_start: Cell<isize>,
 }
 
 impl Deadlines {
@@ -93,8 +93,8 @@ impl Deadlines {
         if let Some(reason) = self.event_exceeded() {
             return Some(reason);
         }
-        let taken = crate::memory::live_bytes().saturating_sub(self.memory_at_start.get());
-        if taken > limits::MAX_EVENT_MEMORY {
+        let taken = crate::memory::live_bytes().wrapping_sub(self.memory_at_start.get());
+        if taken > limits::MAX_EVENT_MEMORY as isize {
             return Some(format!(
                 "the event's rules hold more than {} MiB of memory",
                 limits::MAX_EVENT_MEMORY >> 20
