@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod id_map;
 pub mod memory;
 pub mod regular_file;
 pub mod scripting;

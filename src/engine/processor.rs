@@ -6,7 +6,7 @@
 //! of a failed or rejected event stays.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use rhai::Engine;
@@ -17,6 +17,7 @@ use crate::engine::apply::{apply, Mode, Stop};
 use crate::engine::event_work::{EventWork, Pending};
 use crate::engine::report::{Firing, Outcome, Report};
 use crate::engine::working::{Cause, Working};
+use crate::id_map::IdMap;
 use crate::scripting::ruleset::RuleSet;
 use crate::scripting::script::{sandboxed_engine, with_time_limit, Deadlines};
 use crate::scripting::script_log::ScriptLog;
@@ -44,7 +45,7 @@ pub struct Processor {
     remembered: Option<u64>,
     /// Whether event ids are done (applied or rejected), looked up for a
     /// whole batch at once; valid for the current transaction only.
-    known_done: HashMap<String, bool>,
+    known_done: IdMap<String, bool>,
     /// When the first timer is due (`None` inside: no timer), with the
     /// store's generation when it was read; forgotten when an event
     /// changes timers. Asked before every event: most find none due.
@@ -77,7 +78,7 @@ impl Processor {
             clock,
             remembered: None,
             work,
-            known_done: HashMap::new(),
+            known_done: IdMap::default(),
             next_due: None,
         }
     }

@@ -7,7 +7,7 @@
 //! transaction of its connection is rolled back (`Transactions::generation`).
 //! Bounded: when a kind of record reaches `CAPACITY`, its cache starts over.
 
-use std::collections::HashMap;
+use crate::id_map::IdMap;
 
 use crate::domain::state::{Conversation, Ticket};
 
@@ -15,13 +15,13 @@ const CAPACITY: usize = 20_000;
 
 /// Records by id; `None` is a record known not to exist.
 pub struct Bounded<T> {
-    records: HashMap<String, T>,
+    records: IdMap<String, T>,
 }
 
 impl<T> Default for Bounded<T> {
     fn default() -> Self {
         Bounded {
-            records: HashMap::new(),
+            records: IdMap::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The working state of one event: records read from the store on first use,
 //! changed in memory, and written back only if the whole event succeeds.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use serde_json::Value;
@@ -10,6 +10,7 @@ use crate::domain::change::{Audited, Change, Entity};
 use crate::domain::state::{Conversation, Ticket};
 use crate::domain::timer::{Timer, TimerKey, TimerRecord};
 use crate::engine::state_cache::{Bounded, StateCache};
+use crate::id_map::IdMap;
 use crate::store::{EngineStore, StateWrites};
 
 /// Which event, and which rule if any, is making a change.
@@ -25,9 +26,9 @@ pub struct Working {
     store: Rc<dyn EngineStore>,
     /// What the store holds, kept across events.
     cache: StateCache,
-    conversations: HashMap<String, Option<Conversation>>,
-    tickets: HashMap<String, Option<Ticket>>,
-    blocked: HashMap<String, bool>,
+    conversations: IdMap<String, Option<Conversation>>,
+    tickets: IdMap<String, Option<Ticket>>,
+    blocked: IdMap<String, bool>,
     /// Ids changed, to write at the end.
     dirty_conversations: BTreeSet<String>,
     dirty_tickets: BTreeSet<String>,
@@ -35,7 +36,7 @@ pub struct Working {
     new_blocks: Vec<String>,
     /// Timers read or changed by this event (`None`: not pending); not
     /// kept between events, so that the timeline may remove them itself.
-    timers: HashMap<TimerKey, Option<String>>,
+    timers: IdMap<TimerKey, Option<String>>,
     dirty_timers: BTreeSet<TimerKey>,
     changes: Vec<Change>,
 }
@@ -45,25 +46,48 @@ impl Working {
         Working {
             store,
             cache: StateCache::default(),
-            conversations: HashMap::new(),
-            tickets: HashMap::new(),
-            blocked: HashMap::new(),
+            conversations: IdMap::default(),
+            tickets: IdMap::default(),
+            blocked: IdMap::default(),
             dirty_conversations: BTreeSet::new(),
             dirty_tickets: BTreeSet::new(),
             new_associations: Vec::new(),
             new_blocks: Vec::new(),
-            timers: HashMap::new(),
+            timers: IdMap::default(),
             dirty_timers: BTreeSet::new(),
             changes: Vec::new(),
         }
     }
 
     /// Forgets the event's working state, for the next event.
+    /// Cleared in place: the maps keep their room, which the next event
+    /// would otherwise allocate again.
     pub fn reset(&mut self) {
-        let mut cache = std::mem::take(&mut self.cache);
-        cache.check(self.store.generation());
-        *self = Working::new(Rc::clone(&self.store));
-        self.cache = cache;
+        self.cache.check(self.store.generation());
+        let Working {
+            store: _,
+            cache: _,
+            conversations,
+            tickets,
+            blocked,
+            dirty_conversations,
+            dirty_tickets,
+            new_associations,
+            new_blocks,
+            timers,
+            dirty_timers,
+            changes,
+        } = self;
+        conversations.clear();
+        tickets.clear();
+        blocked.clear();
+        dirty_conversations.clear();
+        dirty_tickets.clear();
+        new_associations.clear();
+        new_blocks.clear();
+        timers.clear();
+        dirty_timers.clear();
+        changes.clear();
     }
 
     /// Notes that the event's working state is now in the store (`flush`
@@ -328,7 +352,7 @@ impl Working {
 /// A record from the event's working state, else from what the store is
 /// known to hold, else read from the store.
 fn look_up<T: Clone>(
-    working: &mut HashMap<String, T>,
+    working: &mut IdMap<String, T>,
     stored: &mut Bounded<T>,
     id: &str,
     read: impl FnOnce() -> crate::store::Result<T>,

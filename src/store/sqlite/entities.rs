@@ -9,9 +9,18 @@ use crate::domain::state::{Conversation, ConversationStatus, Ticket};
 use crate::domain::timer::{Timer, TimerKey, TimerRecord};
 use crate::store::StateRead;
 
-const CONVERSATION_COLUMNS: &str = "c.id, c.status, c.owner, a.ticket, c.inbox, c.channel, \
-     c.contact, c.subject, c.spam FROM conversations c \
-     LEFT JOIN associations a ON a.conversation = c.id";
+/// The columns of a conversation, with its ticket: a macro, so that each
+/// query is one literal (not formatted again at each read).
+macro_rules! select_conversations {
+    ($($rest:literal)?) => {
+        concat!(
+            "SELECT c.id, c.status, c.owner, a.ticket, c.inbox, c.channel, \
+             c.contact, c.subject, c.spam FROM conversations c \
+             LEFT JOIN associations a ON a.conversation = c.id"
+            $(, " ", $rest)?
+        )
+    };
+}
 
 fn conversation_from(row: &Row) -> rusqlite::Result<Conversation> {
     let status: String = row.get(1)?;
@@ -69,7 +78,7 @@ impl StateRead for Store {
     fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
         Ok(self
             .conn
-            .prepare_cached(&format!("SELECT {CONVERSATION_COLUMNS} WHERE c.id = ?1"))?
+            .prepare_cached(select_conversations!("WHERE c.id = ?1"))?
             .query_row([id], conversation_from)
             .optional()?)
     }
@@ -105,7 +114,7 @@ impl StateRead for Store {
     /// Every conversation, by id.
     fn all_conversations(&self) -> Result<Vec<Conversation>> {
         self.conn
-            .prepare(&format!("SELECT {CONVERSATION_COLUMNS} ORDER BY c.id"))?
+            .prepare(select_conversations!("ORDER BY c.id"))?
             .query_map([], conversation_from)?
             .collect::<rusqlite::Result<_>>()
             .map_err(Into::into)

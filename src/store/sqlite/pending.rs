@@ -3,7 +3,9 @@
 //! reads the state as if from the writing connection, while that one is
 //! busy writing on another thread (`write_behind.rs`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::id_map::{IdMap, IdSet};
 
 use crate::domain::state::{Conversation, Ticket};
 use crate::domain::timer::{Timer, TimerKey, TimerRecord};
@@ -11,13 +13,13 @@ use crate::store::{Result, StateWrites};
 
 #[derive(Default)]
 pub(super) struct Pending {
-    conversations: HashMap<String, Conversation>,
-    tickets: HashMap<String, Ticket>,
+    conversations: IdMap<String, Conversation>,
+    tickets: IdMap<String, Ticket>,
     /// Associations made: a conversation's ticket...
-    ticket_of: HashMap<String, String>,
+    ticket_of: IdMap<String, String>,
     /// ...and a ticket's new conversations, in the order they were made.
-    conversations_of: HashMap<String, Vec<String>>,
-    blocked: HashSet<String>,
+    conversations_of: IdMap<String, Vec<String>>,
+    blocked: IdSet<String>,
     /// Timers started (`Some(due)`) or stopped (`None`).
     timers: BTreeMap<TimerKey, Option<String>>,
 }
