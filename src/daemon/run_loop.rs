@@ -411,7 +411,7 @@ impl Daemon {
                     let started = std::time::Instant::now();
                     let report = self
                         .processor
-                        .process_body(&event, &queued.body, Some(queued.seq))
+                        .process_queued(&event, &queued.body, Some(queued.seq))
                         .with_context(|| format!("cannot process event {}", event.id))?;
                     self.observe(&report, started);
                     tally.count(report.outcome);

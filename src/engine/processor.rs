@@ -5,6 +5,7 @@
 //! none) and records the outcome, inside the caller's transaction; nothing
 //! of a failed or rejected event stays.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -138,18 +139,21 @@ impl Processor {
         event: &Event,
         queue_seq: Option<i64>,
     ) -> crate::store::Result<Report> {
-        self.process_body(event, &event.to_json(), queue_seq)
+        let report = self.evaluate(event);
+        self.persist(event, &event.to_json(), queue_seq, report, Detail::Full)
     }
 
-    /// `process`, for an event whose JSON is at hand (as in the queue).
-    pub fn process_body(
+    /// `process`, for a queued event whose JSON is at hand. The report it
+    /// returns has no changes and no notifications: they went to the store
+    /// as they were, not copied (the daemon logs and counts outcomes only).
+    pub fn process_queued(
         &mut self,
         event: &Event,
         body: &str,
         queue_seq: Option<i64>,
     ) -> crate::store::Result<Report> {
         let report = self.evaluate(event);
-        self.persist(event, body, queue_seq, report)
+        self.persist(event, body, queue_seq, report, Detail::Outcome)
     }
 
     /// Writes what `evaluate` worked out: the state rows of an applied
@@ -161,6 +165,7 @@ impl Processor {
         body: &str,
         queue_seq: Option<i64>,
         mut report: Report,
+        detail: Detail,
     ) -> crate::store::Result<Report> {
         let in_transaction = self.store.in_transaction();
         if report.outcome == Outcome::Applied {
@@ -181,7 +186,17 @@ impl Processor {
             return Err(transaction_lost(report.reason.as_deref()));
         }
         self.remember_rules()?;
-        self.store.record(&Recorded {
+        let (changes, notifications) = match detail {
+            Detail::Full => (
+                Cow::Borrowed(&report.changes[..]),
+                Cow::Borrowed(&report.notifications[..]),
+            ),
+            Detail::Outcome => (
+                Cow::Owned(std::mem::take(&mut report.changes)),
+                Cow::Owned(std::mem::take(&mut report.notifications)),
+            ),
+        };
+        self.store.record(Recorded {
             queue_seq,
             event_id: &event.id,
             event_type: event.type_name(),
@@ -190,8 +205,8 @@ impl Processor {
             reason: report.reason.as_deref(),
             ruleset: &self.rules.version,
             processed_at: &self.clock.now_rfc3339(),
-            changes: &report.changes,
-            notifications: &report.notifications,
+            changes,
+            notifications,
         })?;
         if report.outcome.is_done() {
             if let Some(done) = self.known_done.get_mut(&event.id) {
@@ -232,7 +247,7 @@ impl Processor {
     pub fn record_failed(&self, queued: &Queued, reason: &str) -> crate::store::Result<()> {
         let event_type = serde_json::from_str::<Event>(&queued.body)
             .map_or("unknown", |event| event.type_name());
-        self.store.record(&Recorded {
+        self.store.record(Recorded {
             queue_seq: Some(queued.seq),
             event_id: &queued.event_id,
             event_type,
@@ -241,8 +256,8 @@ impl Processor {
             reason: Some(reason),
             ruleset: &self.rules.version,
             processed_at: &self.clock.now_rfc3339(),
-            changes: &[],
-            notifications: &[],
+            changes: Cow::Borrowed(&[]),
+            notifications: Cow::Borrowed(&[]),
         })?;
         tracing::error!(event = %queued.event_id, "failed: {reason}");
         Ok(())
@@ -359,6 +374,16 @@ impl Processor {
         }
         Ok(())
     }
+}
+
+/// What the report of a processed event keeps.
+#[derive(Clone, Copy)]
+enum Detail {
+    /// Everything: the caller shows or compares the changes.
+    Full,
+    /// The outcome, its reason and the rules that fired; the changes and
+    /// notifications are handed to the store.
+    Outcome,
 }
 
 fn webhook_names(rules: &RuleSet) -> std::collections::BTreeSet<String> {
@@ -563,5 +588,45 @@ mod tests {
             store.conversation("c1").unwrap().unwrap().owner.as_deref(),
             Some("bob")
         );
+    }
+
+    #[test]
+    fn a_queued_event_hands_its_changes_to_the_store_and_reports_its_outcome() {
+        let events = [
+            r#"{"id":"e1","type":"conversation.created","conversation":"c1","contact":"x@y"}"#,
+            r#"{"id":"e2","type":"conversation.owner_changed","conversation":"c1","owner":"ann"}"#,
+        ];
+        let audit_after = |queued: bool| {
+            let store = Rc::new(Store::open_in_memory().unwrap());
+            let mut processor = processor(store.clone());
+            let mut reports = Vec::new();
+            store.begin().unwrap();
+            for json in events {
+                let e = event(json);
+                reports.push(if queued {
+                    processor.process_queued(&e, &e.to_json(), Some(1)).unwrap()
+                } else {
+                    processor.process(&e, Some(1)).unwrap()
+                });
+            }
+            store.commit().unwrap();
+            let audit: Vec<_> = (store.history("conversation", "c1").unwrap())
+                .into_iter()
+                .map(|row| (row.event, row.field, row.before, row.after))
+                .collect();
+            (reports, audit)
+        };
+        let (full, audit) = audit_after(false);
+        let (queued, queued_audit) = audit_after(true);
+        assert!(full.iter().all(|r| !r.changes.is_empty()));
+        assert!(queued.iter().all(|r| r.changes.is_empty()));
+        for (full, queued) in full.iter().zip(&queued) {
+            assert_eq!(
+                (queued.outcome, &queued.rules_fired.len()),
+                (full.outcome, &full.rules_fired.len())
+            );
+        }
+        assert!(audit.len() >= 2, "the events changed c1: {audit:?}");
+        assert_eq!(queued_audit, audit, "the store got every change");
     }
 }

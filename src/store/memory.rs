@@ -258,7 +258,7 @@ impl Persist for MemoryStore {
         Ok(self.apply(writes))
     }
 
-    fn record(&self, r: &Recorded) -> Result<()> {
+    fn record(&self, r: Recorded) -> Result<()> {
         let mut data = self.data.borrow_mut();
         if r.outcome.is_done() {
             data.done.insert(r.event_id.to_string());

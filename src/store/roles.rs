@@ -72,7 +72,7 @@ pub trait Persist {
     /// one is the transaction's.
     fn write_state(&self, writes: &StateWrites) -> Result<Result<()>>;
     /// Records an event's outcome and audit trail.
-    fn record(&self, recorded: &Recorded) -> Result<()>;
+    fn record(&self, recorded: Recorded) -> Result<()>;
     /// Records the config a ruleset version runs under (once is enough).
     fn remember_ruleset(&self, version: &str, config: &RecordedConfig) -> Result<()>;
 }

@@ -125,7 +125,7 @@ impl Replay {
             for (event, writes) in events.iter().zip(writes) {
                 bare.write_rows(&self.records, writes)?;
                 if with_log {
-                    bare.record(&event.as_recorded())?;
+                    bare.record(event.as_recorded())?;
                 }
             }
             bare.commit()?;

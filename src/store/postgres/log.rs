@@ -67,7 +67,7 @@ impl PgStore {
     /// is most of what a row costs here).
     pub(super) fn insert_outcome(&self, r: &Recorded) -> Result<()> {
         let mut audit = AuditColumns::default();
-        for (first, fields) in crate::store::audit_fields::rows(r.changes) {
+        for (first, fields) in crate::store::audit_fields::rows(&r.changes) {
             audit.cause.push(first.event.as_str());
             audit.rule.push(first.rule.as_deref());
             audit.chain.push(first.chain.as_str());
@@ -106,7 +106,7 @@ impl PgStore {
                 ],
             )?
             .get(0);
-        for n in r.notifications {
+        for n in r.notifications.iter() {
             self.execute(
                 "INSERT INTO notifications (processed, webhook, payload, rule, event)
                  VALUES ($1, $2, $3, $4, $5)",

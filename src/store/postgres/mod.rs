@@ -197,8 +197,8 @@ impl Persist for PgStore {
         }
     }
 
-    fn record(&self, recorded: &Recorded) -> Result<()> {
-        self.insert_outcome(recorded)
+    fn record(&self, recorded: Recorded) -> Result<()> {
+        self.insert_outcome(&recorded)
     }
 
     fn remember_ruleset(&self, version: &str, config: &RecordedConfig) -> Result<()> {

@@ -1,6 +1,8 @@
 //! What happened to each event: its outcome, and the audit trail of the
 //! changes it made.
 
+use std::borrow::Cow;
+
 use rusqlite::params;
 use serde::Serialize;
 
@@ -20,9 +22,11 @@ pub struct Recorded<'a> {
     pub reason: Option<&'a str>,
     pub ruleset: &'a str,
     pub processed_at: &'a str,
-    pub changes: &'a [Change],
+    /// Borrowed, or given when the caller no longer needs them: a store
+    /// that writes on another thread takes them instead of a copy.
+    pub changes: Cow<'a, [Change]>,
     /// Sent only for an applied event; empty otherwise.
-    pub notifications: &'a [Notification],
+    pub notifications: Cow<'a, [Notification]>,
 }
 
 /// One processed event, as listed.
@@ -87,9 +91,9 @@ impl Store {
                 r.processed_at
             ])?;
         let processed = self.conn.last_insert_rowid();
-        self.insert_audit(processed, r.changes)?;
+        self.insert_audit(processed, &r.changes)?;
         if !r.notifications.is_empty() {
-            self.insert_notifications(processed, r.notifications)?;
+            self.insert_notifications(processed, &r.notifications)?;
         }
         Ok(())
     }
@@ -191,8 +195,8 @@ impl LoggedEvent {
             reason: self.reason.as_deref(),
             ruleset: &self.ruleset,
             processed_at: &self.processed_at,
-            changes: &self.changes,
-            notifications: &[],
+            changes: Cow::Borrowed(&self.changes),
+            notifications: Cow::Borrowed(&[]),
         }
     }
 }

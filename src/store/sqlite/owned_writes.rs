@@ -1,6 +1,8 @@
 //! An event's writes as owned values, to be sent to the thread that writes
 //! them (`write_behind.rs`) while the engine goes on with its own copies.
 
+use std::borrow::Cow;
+
 use crate::domain::change::Change;
 use crate::domain::feed::Notification;
 use crate::domain::outcome::Outcome;
@@ -58,8 +60,8 @@ pub(super) struct OwnedRecorded {
     notifications: Vec<Notification>,
 }
 
-impl From<&Recorded<'_>> for OwnedRecorded {
-    fn from(r: &Recorded) -> Self {
+impl From<Recorded<'_>> for OwnedRecorded {
+    fn from(r: Recorded) -> Self {
         OwnedRecorded {
             queue_seq: r.queue_seq,
             event_id: r.event_id.to_string(),
@@ -69,8 +71,8 @@ impl From<&Recorded<'_>> for OwnedRecorded {
             reason: r.reason.map(str::to_string),
             ruleset: r.ruleset.to_string(),
             processed_at: r.processed_at.to_string(),
-            changes: r.changes.to_vec(),
-            notifications: r.notifications.to_vec(),
+            changes: r.changes.into_owned(),
+            notifications: r.notifications.into_owned(),
         }
     }
 }
@@ -86,8 +88,8 @@ impl OwnedRecorded {
             reason: self.reason.as_deref(),
             ruleset: &self.ruleset,
             processed_at: &self.processed_at,
-            changes: &self.changes,
-            notifications: &self.notifications,
+            changes: Cow::Borrowed(&self.changes),
+            notifications: Cow::Borrowed(&self.notifications),
         }
     }
 }

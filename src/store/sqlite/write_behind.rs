@@ -260,9 +260,9 @@ impl Persist for WriteBehind {
         Ok(written)
     }
 
-    fn record(&self, recorded: &Recorded) -> Result<()> {
+    fn record(&self, recorded: Recorded) -> Result<()> {
         let owned = OwnedRecorded::from(recorded);
-        self.write(move |s| s.record(&owned.as_recorded()).map(Ok))?
+        self.write(move |s| s.record(owned.as_recorded()).map(Ok))?
     }
 
     fn remember_ruleset(&self, version: &str, config: &RecordedConfig) -> Result<()> {
