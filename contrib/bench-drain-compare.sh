@@ -12,9 +12,8 @@ command -v perf >/dev/null || { echo "perf is needed (linux-perf)" >&2; exit 2; 
 events=$(realpath "$1"); runs=$2; shift 2
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 
-config_of() {
-    if [ -d "$1/defaults/config" ]; then echo "$1/defaults"; else echo "$1"; fi
-}
+# shellcheck source=contrib/bench-common.sh
+. "$(dirname "$(realpath "$0")")/bench-common.sh"
 
 # A fresh directory per build, with that build's config and rules.
 n=0
@@ -49,7 +48,6 @@ for _ in $(seq "$runs"); do
     done
 done
 
-median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 n=0
 for checkout in "$@"; do
     n=$((n + 1))

@@ -12,9 +12,8 @@ events=$(realpath "$1"); runs=$2; shift 2
 here=$(dirname "$(realpath "$0")")
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 
-config_of() {
-    if [ -d "$1/defaults/config" ]; then echo "$1/defaults"; else echo "$1"; fi
-}
+# shellcheck source=contrib/bench-common.sh
+. "$(dirname "$(realpath "$0")")/bench-common.sh"
 
 for run in $(seq "$runs"); do
     n=0
@@ -28,7 +27,6 @@ for run in $(seq "$runs"); do
     done
 done
 
-median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 n=0
 for checkout in "$@"; do
     n=$((n + 1))
