@@ -6,8 +6,8 @@
 //! The count is kept per thread: a script runs on the engine's thread, and
 //! what it takes is what that thread allocates and does not free while it
 //! runs. One count shared by every thread was an atomic that the engine's
-//! and the store's threads fought over at each allocation (a sixth of the
-//! drain's time went to that cache line). A thread's count may go below
+//! and the store's threads fought over at each allocation (15 % of the
+//! drain's CPU samples were spent on that cache line). A thread's count may go below
 //! zero (it frees what another allocated): only differences mean anything.
 //! It stays zero (and every check passes) where the counting allocator is
 //! not installed, as in the library's unit tests.

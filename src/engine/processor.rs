@@ -622,8 +622,8 @@ mod tests {
         assert!(queued.iter().all(|r| r.changes.is_empty()));
         for (full, queued) in full.iter().zip(&queued) {
             assert_eq!(
-                (queued.outcome, &queued.rules_fired.len()),
-                (full.outcome, &full.rules_fired.len())
+                (queued.outcome, queued.rules_fired.len()),
+                (full.outcome, full.rules_fired.len())
             );
         }
         assert!(audit.len() >= 2, "the events changed c1: {audit:?}");

@@ -7,9 +7,8 @@
 //! transaction of its connection is rolled back (`Transactions::generation`).
 //! Bounded: when a kind of record reaches `CAPACITY`, its cache starts over.
 
-use crate::id_map::IdMap;
-
 use crate::domain::state::{Conversation, Ticket};
+use crate::id_map::IdMap;
 
 const CAPACITY: usize = 20_000;
 
