@@ -75,8 +75,14 @@ fn batches() -> Vec<Vec<Event>> {
 
 /// Runs the batches, then everything the store holds, as text. Each event
 /// has a processor of its own, whose cache is empty: what the events
-/// before it wrote is read from the store.
-fn run(store: Rc<dyn EngineStore>, rules: RuleSet, read: impl Fn() -> Store) -> Vec<String> {
+/// before it wrote is read from the store. `queued`: as the daemon runs
+/// them (`process_queued`, which hands the changes over), else `process`.
+fn run(
+    store: Rc<dyn EngineStore>,
+    rules: RuleSet,
+    queued: bool,
+    read: impl Fn() -> Store,
+) -> Vec<String> {
     let fresh = || Processor::new(store.clone(), rules.clone());
     let mut fired = Vec::new();
     // Nothing is due by the first batch's end; t1's timer (due on the
@@ -84,7 +90,13 @@ fn run(store: Rc<dyn EngineStore>, rules: RuleSet, read: impl Fn() -> Store) -> 
     for (batch, until) in batches().iter().zip(["2026-01-05", "2026-02-01"]) {
         store.begin().unwrap();
         for event in batch {
-            fresh().process(event, None).unwrap();
+            if queued {
+                fresh()
+                    .process_queued(event, &event.to_json(), None)
+                    .unwrap();
+            } else {
+                fresh().process(event, None).unwrap();
+            }
         }
         // The timers due, as started and stopped in this transaction.
         let until = format!("{until}T00:00:00Z");
@@ -98,6 +110,10 @@ fn run(store: Rc<dyn EngineStore>, rules: RuleSet, read: impl Fn() -> Store) -> 
     all.push(format!("{:?}", held.all_timers().unwrap()));
     for o in held.outcomes(None).unwrap() {
         all.push(format!("{} {} {:?} {:?}", o.seq, o.id, o.outcome, o.reason));
+        for c in held.changes_of(&o.id).unwrap() {
+            let what = (c.cause, c.rule, c.chain, c.entity, c.id, c.field);
+            all.push(format!("  {what:?} {} -> {}", c.before, c.after));
+        }
     }
     all
 }
@@ -113,16 +129,24 @@ fn writing_behind_gives_what_writing_in_place_gives() {
     let expected = run(
         Rc::new(open(&in_place)),
         rules(&dir.path().join("a")),
+        false,
         || open(&in_place),
     );
+    // Behind, as the daemon runs them: the changes handed over, not copied.
     let store = WriteBehind::start(open(&behind), &behind).unwrap();
-    let got = run(Rc::new(store), rules(&dir.path().join("b")), || {
+    let got = run(Rc::new(store), rules(&dir.path().join("b")), true, || {
         open(&behind)
     });
     assert_eq!(got, expected);
     // The run met what it claims to: a cascade, a duplicate, a rejection.
     let text = expected.join("\n");
-    for seen in ["Duplicate", "Rejected", "\"t2\"", "deleted: true"] {
+    for seen in [
+        "Duplicate",
+        "Rejected",
+        "\"t2\"",
+        "deleted: true",
+        "cascade-close",
+    ] {
         assert!(text.contains(seen), "{seen} in {text}");
     }
 }
