@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+mod read_ahead;
 mod timeline;
 
 pub use crate::daemon::control::Control;
@@ -28,6 +29,7 @@ use crate::engine::report::Outcome;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
 use crate::store::{DaemonStore, EventQueue, QueuePosition, Queued, StoreError};
+use read_ahead::ReadAhead;
 
 /// Events per transaction: many per commit is where throughput comes from
 /// (1,024 instead of 256: +15 % with a backlog; 4,096 instead of 1,024: the
@@ -58,6 +60,8 @@ pub struct Daemon {
     queue: Box<dyn EventQueue>,
     /// How far the queue is processed, as last committed.
     position: Option<QueuePosition>,
+    /// The next batch, read while the last one committed.
+    read_ahead: Option<ReadAhead>,
     processor: Processor,
     watches: Option<Watches>,
     guard: PoisonGuard,
@@ -131,6 +135,7 @@ impl Daemon {
             store,
             queue,
             position,
+            read_ahead: None,
             processor,
             watches: None,
             guard,
@@ -293,10 +298,11 @@ impl Daemon {
     /// early if asked. On any error the whole transaction is rolled back,
     /// so that nothing of it stays and the next try starts clean.
     fn process_batch(&mut self, control: &Control) -> anyhow::Result<usize> {
-        let mut batch = self
-            .queue
-            .peek(self.position.as_ref(), BATCH)
-            .context("cannot read the queue")?;
+        let ahead = (self.read_ahead.take()).and_then(|a| a.take_after(self.position.as_ref()));
+        let mut batch = match ahead {
+            Some(entries) => entries,
+            None => self.read_batch(BATCH)?,
+        };
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return self.process_timers_alone(control);
         };
@@ -323,18 +329,26 @@ impl Daemon {
                 return recorded;
             }
         }
-        let result = self.in_transaction(control, |daemon| daemon.process_events(&batch, control));
+        let len = batch.len();
+        let result = self.in_transaction(control, |daemon| daemon.process_events(batch, control));
         match result {
             Err(e) if refused_behind(&e) => {
                 tracing::warn!("{e:#}");
+                // The same entries again (processing let go of them).
+                let batch = self.read_batch(len)?;
                 self.store.write_through(true);
                 let again =
-                    self.in_transaction(control, |daemon| daemon.process_events(&batch, control));
+                    self.in_transaction(control, |daemon| daemon.process_events(batch, control));
                 self.store.write_through(false);
                 again
             }
             result => result,
         }
+    }
+
+    /// The oldest `limit` entries after the position.
+    fn read_batch(&self, limit: usize) -> anyhow::Result<Vec<Queued>> {
+        (self.queue.peek(self.position.as_ref(), limit)).context("cannot read the queue")
     }
 
     /// Runs `work` in one transaction, rolled back unless it committed
@@ -383,7 +397,9 @@ impl Daemon {
 
     /// The events of a batch, in the transaction `process_batch` opened,
     /// then the commit.
-    fn process_events(&mut self, batch: &[Queued], control: &Control) -> anyhow::Result<usize> {
+    /// Each entry is let go of once processed: the next batch is read
+    /// while this one commits, and only one should be held at a time.
+    fn process_events(&mut self, batch: Vec<Queued>, control: &Control) -> anyhow::Result<usize> {
         self.processor
             .expect_batch(batch.iter().map(|q| q.event_id.as_str()))
             .context("cannot read the processed events")?;
@@ -392,21 +408,22 @@ impl Daemon {
         let mut tally = Tally::default();
         let started = std::time::Instant::now();
         let now = self.clock.now();
+        let empty = batch.is_empty();
         for queued in batch {
             if control.stopping() || started.elapsed() > BATCH_TIME || done >= BATCH {
                 break;
             }
-            let parsed = serde_json::from_str::<Event>(&queued.body);
+            let event = serde_json::from_str::<Event>(&queued.body);
             // One timeline: the timers due before the event happened (and
             // before now) fire first.
-            let at = parsed.as_ref().ok().and_then(|e| e.at.as_deref());
+            let at = event.as_ref().ok().and_then(|e| e.at.as_deref());
             let until = crate::domain::timer::due_before(at, now);
             let fired = self.fire_timers(&until, BATCH - done, &mut tally)?;
             done += fired;
             if done >= BATCH {
                 break; // more timers are due: the event waits for the next batch
             }
-            match parsed {
+            match event {
                 Ok(event) => {
                     let started = std::time::Instant::now();
                     let report = self
@@ -418,7 +435,7 @@ impl Daemon {
                 }
                 Err(e) => {
                     self.processor
-                        .record_unreadable(queued, &e.to_string())
+                        .record_unreadable(&queued, &e.to_string())
                         .context("cannot record an event's outcome")?;
                     tally.count(Outcome::Failed);
                 }
@@ -426,7 +443,7 @@ impl Daemon {
             done += 1;
             last = Some(queued.seq);
         }
-        if batch.is_empty() {
+        if empty {
             // Nothing queued: the timers due by now.
             let now = crate::domain::timer::due_text(now);
             done += self.fire_timers(&now, BATCH, &mut tally)?;
@@ -441,10 +458,18 @@ impl Daemon {
                 .set_queue_position(position)
                 .context("cannot record how far the queue is processed")?;
         }
-        self.store.commit().context("cannot commit")?;
+        // The next batch is read while this one commits.
+        let mut ahead = None;
+        let queue = self.queue.as_ref();
+        self.store
+            .commit_while(&mut || {
+                ahead = (position.clone()).and_then(|p| ReadAhead::read(queue, p, BATCH));
+            })
+            .context("cannot commit")?;
         if let Some(position) = position {
             self.processed_through(position);
         }
+        self.read_ahead = ahead;
         tally.log();
         tally.count_into(&self.metrics);
         Ok(done)

@@ -82,6 +82,14 @@ pub trait Transactions {
     /// Starts a write transaction.
     fn begin(&self) -> Result<()>;
     fn commit(&self) -> Result<()>;
+    /// Commits, running `meanwhile` (which must not use the store) while
+    /// the commit is under way where the store commits on a thread of its
+    /// own; else after it. It runs whether the commit succeeds or not.
+    fn commit_while(&self, meanwhile: &mut dyn FnMut()) -> Result<()> {
+        let committed = self.commit();
+        meanwhile();
+        committed
+    }
     fn rollback(&self) -> Result<()>;
     /// Whether a transaction is open (a database may end one by itself
     /// after an I/O error).

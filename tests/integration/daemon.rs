@@ -271,6 +271,38 @@ fn sigterm_during_a_burst_loses_nothing_and_exits_0() {
     assert_eq!(inbox.export(), reference.export());
 }
 
+/// The daemon reads each batch while the one before commits: across batch
+/// boundaries (4,096 events), every event is processed once, in order,
+/// seeing what the batches before did, as when each drain holds one batch.
+#[test]
+fn a_drain_of_several_batches_gives_what_one_batch_at_a_time_gives() {
+    let created = (0..3000).map(|i| conversation_created(&format!("e{i}"), &format!("c{i}")));
+    // The same ids again (duplicates), then the conversations closed: both
+    // reach back to events of earlier batches.
+    let again = (0..3000).map(|i| conversation_created(&format!("e{i}"), &format!("c{i}")));
+    let closed = (0..3000)
+        .map(|i| conversation_event(&format!("x{i}"), "conversation.closed", &format!("c{i}")));
+    let events: Vec<Value> = created.chain(again).chain(closed).collect();
+
+    let inbox = Inbox::new();
+    inbox.send(&events);
+    let reference = Inbox::new();
+    for part in events.chunks(1000) {
+        reference.send(part);
+    }
+    let outcomes = |inbox: &Inbox| -> Vec<(Value, Value)> {
+        let rows = inbox.outcomes().into_iter();
+        rows.map(|r| (r["id"].clone(), r["outcome"].clone()))
+            .collect()
+    };
+    let got = outcomes(&inbox);
+    assert_eq!(got.len(), 9000);
+    assert_eq!(got, outcomes(&reference));
+    assert_eq!(got[5000].1, "duplicate");
+    assert_eq!(inbox.export(), reference.export());
+    assert_eq!(inbox.conversation("c2999")["status"], "closed");
+}
+
 #[test]
 fn a_second_daemon_on_the_same_database_refuses_to_start() {
     let inbox = Inbox::new();

@@ -18,7 +18,7 @@ impl Daemon {
         if next.is_none_or(|due| due > now) {
             return Ok(0);
         }
-        self.in_transaction(control, |daemon| daemon.process_events(&[], control))
+        self.in_transaction(control, |daemon| daemon.process_events(Vec::new(), control))
     }
 
     /// Fires the timers due at or before `until`, at most `limit`; how many.

@@ -60,11 +60,29 @@ impl StoreThread {
         &self,
         job: impl FnOnce(&mut Writer) -> T + Send + 'static,
     ) -> Result<T> {
+        self.call_later(job)?.wait()
+    }
+
+    /// Sends a job to run after every one sent before it; its result is
+    /// waited for with `Receipt::wait`.
+    pub fn call_later<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Writer) -> T + Send + 'static,
+    ) -> Result<Receipt<T>> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(move |writer| {
             let _ = reply.send(job(writer));
         })?;
-        answer.recv().map_err(|_| stopped())
+        Ok(Receipt(answer))
+    }
+}
+
+/// The result of a job sent with `call_later`, to come.
+pub(super) struct Receipt<T>(mpsc::Receiver<T>);
+
+impl<T> Receipt<T> {
+    pub fn wait(self) -> Result<T> {
+        self.0.recv().map_err(|_| stopped())
     }
 }
 
@@ -106,6 +124,21 @@ mod tests {
         }
         let count = thread.call(move |_| seen.lock().unwrap().clone()).unwrap();
         assert_eq!(count, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_job_called_later_runs_while_the_caller_goes_on() {
+        let thread = StoreThread::start(Store::open_in_memory().unwrap()).unwrap();
+        let (go, wait_for_go) = mpsc::channel::<()>();
+        let receipt = thread
+            .call_later(move |_| {
+                wait_for_go.recv().unwrap();
+                7
+            })
+            .unwrap();
+        // The job cannot have run yet: it waits for this.
+        go.send(()).unwrap();
+        assert_eq!(receipt.wait().unwrap(), 7);
     }
 
     #[test]

@@ -284,13 +284,22 @@ impl Transactions for WriteBehind {
 
     /// Fails with the first error of the writes sent, if one failed.
     fn commit(&self) -> Result<()> {
-        self.call(|w| match w.broken.take() {
+        self.commit_while(&mut || {})
+    }
+
+    /// `meanwhile` runs on the engine's thread while the writing thread
+    /// finishes the transaction's writes and commits it.
+    fn commit_while(&self, meanwhile: &mut dyn FnMut()) -> Result<()> {
+        self.send_unsent()?;
+        let receipt = self.thread.call_later(|w| match w.broken.take() {
             Some(e) => {
                 w.broken = Some(again(&e));
                 Err(e)
             }
             None => w.store.commit(),
-        })??;
+        })?;
+        meanwhile();
+        receipt.wait()??;
         self.open.set(false);
         self.pending.borrow_mut().clear();
         Ok(())
