@@ -2,6 +2,7 @@
 //! the rules, reading the state, and the tools.
 
 mod daemon;
+mod event_reader;
 mod feed;
 mod inspect;
 mod queue;
@@ -109,7 +110,7 @@ pub fn open_for_reading(config: &Config) -> anyhow::Result<std::rc::Rc<dyn crate
 
 /// The text of a file, or of standard input for `-` or no file.
 pub fn read_input(file: Option<&Path>) -> anyhow::Result<(String, String)> {
-    let (name, reader) = open_input(file)?;
+    let Input { name, reader, .. } = open_input(file)?;
     let mut bytes = Vec::new();
     reader
         .take(MAX_INPUT_BYTES + 1)
@@ -125,23 +126,42 @@ pub fn read_input(file: Option<&Path>) -> anyhow::Result<(String, String)> {
     Ok((name, text))
 }
 
-/// A file, or standard input for `-` or no file, as a buffered reader,
-/// with the name errors give it.
-pub fn open_input(file: Option<&Path>) -> anyhow::Result<(String, Box<dyn std::io::BufRead>)> {
+/// An input: a file, or standard input for `-` or no file.
+pub struct Input {
+    /// What errors call it.
+    pub name: String,
+    pub reader: Box<dyn std::io::BufRead + Send>,
+    /// Whether it is a regular file (standard input may be one), read at
+    /// the disk's pace rather than at a producer's.
+    pub regular: bool,
+}
+
+/// A file, or standard input for `-` or no file, as a buffered reader.
+pub fn open_input(file: Option<&Path>) -> anyhow::Result<Input> {
     match file {
         Some(path) if path != Path::new("-") => {
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            Ok((
-                path.display().to_string(),
-                Box::new(std::io::BufReader::with_capacity(1 << 16, file)),
-            ))
+            Ok(Input {
+                name: path.display().to_string(),
+                regular: file.metadata().is_ok_and(|m| m.is_file()),
+                reader: Box::new(std::io::BufReader::with_capacity(1 << 16, file)),
+            })
         }
-        _ => Ok((
-            "stdin".to_string(),
-            Box::new(std::io::BufReader::with_capacity(1 << 16, std::io::stdin())),
-        )),
+        _ => Ok(Input {
+            name: "stdin".to_string(),
+            regular: stdin_is_a_file(),
+            reader: Box::new(std::io::BufReader::with_capacity(1 << 16, std::io::stdin())),
+        }),
     }
+}
+
+fn stdin_is_a_file() -> bool {
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned();
+    stdin
+        .and_then(|fd| std::fs::File::from(fd).metadata())
+        .is_ok_and(|m| m.is_file())
 }
 
 /// The most a command reads whole (HubSpot deliveries, dry-run input):

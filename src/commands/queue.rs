@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::read_input;
+use super::event_reader::EventReader;
+use super::{read_input, Input};
 use crate::cli::InputFormat;
 use crate::domain::config::Config;
 use crate::domain::event::{now_rfc3339, Event};
@@ -44,16 +45,47 @@ pub fn enqueue(
 }
 
 /// JSON Lines from a file or standard input, with memory bounded whatever
-/// their size: each line is validated and staged in a temporary file as it
-/// is read; only once every line is valid are they queued, in one
-/// transaction (so the queue's write lock is not held while a slow
-/// producer writes its input).
+/// their size, queued in one transaction: all or none.
 fn enqueue_lines(config: &Config, file: Option<&Path>, now: &str) -> anyhow::Result<usize> {
-    let (name, mut input) = super::open_input(file)?;
+    let input = super::open_input(file)?;
+    if input.regular {
+        enqueue_read_beside(config, input, now)
+    } else {
+        enqueue_staged(config, input, now)
+    }
+}
+
+/// A regular file: its events are read and checked on another thread while
+/// this one queues them, in a transaction that a bad line rolls back.
+fn enqueue_read_beside(config: &Config, input: Input, now: &str) -> anyhow::Result<usize> {
+    check_store(config)?;
+    let queue = open_queue(config)?;
+    let mut events = EventReader::start(input.reader, config.stages.clone(), now.to_string())
+        .context("cannot start reading the events")?;
+    let bar = crate::tools::progress::progress_count("enqueueing");
+    let queued = queue.enqueue_staged(&mut events, now, || bar.inc(1));
+    bar.finish_and_clear();
+    if let Some(bad) = events.bad.take() {
+        anyhow::bail!("{}: {bad}", input.name);
+    }
+    queued.map_err(|e| explain_write_error(e, config))?;
+    events
+        .count
+        .ok_or_else(|| anyhow::anyhow!("{}: the events were not all read", input.name))
+}
+
+/// Standard input from a pipe or a terminal: each line is validated and
+/// staged in a temporary file as it is read; only once every line is
+/// valid are they queued (so the queue's write lock is not held while a
+/// slow producer writes its input).
+fn enqueue_staged(config: &Config, input: Input, now: &str) -> anyhow::Result<usize> {
+    let Input {
+        name, mut reader, ..
+    } = input;
     let mut staging = std::io::BufWriter::new(
         tempfile::tempfile().context("cannot create a temporary file to stage the events")?,
     );
-    let count = crate::domain::event_lines::read(&mut input, &config.stages, now, |staged| {
+    let count = crate::domain::event_lines::read(&mut reader, &config.stages, now, |staged| {
         crate::domain::event_lines::write_staged(&mut staging, &staged)
     })
     .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;

@@ -498,24 +498,31 @@ fn a_full_disk_is_a_clear_error_and_commits_nothing_half_way() {
     inbox.write("events.jsonl", &lines(&events));
     inbox.enqueue(""); // an empty store
 
-    // Too small even to stage the input (enqueue stages it in a temporary
-    // file before it queues it).
-    let out = with_size_limit(&inbox, 200, "enqueue events.jsonl")
-        .output()
-        .unwrap();
+    // Too small even to stage the input (enqueue stages what comes from a
+    // pipe in a temporary file before it queues it).
+    let piped = "enqueue - < <(cat events.jsonl)";
+    let out = with_size_limit(&inbox, 200, piped).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot stage the event"), "{stderr}");
     assert_eq!(inbox.status()["queued"], 0, "a batch was queued in part");
-    // Room to stage it, not to queue it.
+    // Room to stage it, not to queue it; and a regular file, queued as it
+    // is read, for which there is no room either.
     let input_kb = std::fs::metadata(inbox.path("events.jsonl")).unwrap().len() / 1024;
-    let out = with_size_limit(&inbox, input_kb as u32 * 5 / 4, "enqueue events.jsonl")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot write to the queue"), "{stderr}");
-    assert_eq!(inbox.status()["queued"], 0, "a batch was queued in part");
+    for (blocks, args) in [
+        (input_kb as u32 * 5 / 4, piped),
+        (200, "enqueue events.jsonl"),
+        (input_kb as u32 / 2, "enqueue events.jsonl"),
+    ] {
+        let out = with_size_limit(&inbox, blocks, args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("cannot write to the queue"),
+            "{args}: {stderr}"
+        );
+        assert_eq!(inbox.status()["queued"], 0, "a batch was queued in part");
+    }
 
     inbox
         .cmd()
