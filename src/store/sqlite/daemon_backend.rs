@@ -18,13 +18,25 @@ pub struct Opened {
 }
 
 /// Opens the database and its queue, and checks them (under the daemon
-/// lock); a thread takes the WAL checkpoints from here on.
+/// lock); a thread takes the WAL checkpoints from here on. The queue is
+/// opened and checked on another thread meanwhile: its check reads the
+/// whole file.
 pub fn open_for_daemon(config: &Config) -> anyhow::Result<Opened> {
     let store_path = &config.store_path;
-    let mut store = Store::open(store_path, config.synchronous)?;
-    store.check(store_path)?;
+    let (store, queue) = std::thread::scope(|scope| {
+        let queue = scope.spawn(|| Queue::open(store_path, config.synchronous));
+        let store = Store::open(store_path, config.synchronous).and_then(|store| {
+            store.check(store_path)?;
+            Ok(store)
+        });
+        let queue = (queue.join())
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("cannot open the queue: its thread stopped")));
+        (store, queue)
+    });
+    // The store's trouble first, as when they were opened one after the other.
+    let mut store = store?;
+    let queue = queue?;
     store.leave_checkpoints_to_others()?;
-    let queue = Queue::open(store_path, config.synchronous)?;
     queue.acknowledge_lazily()?;
     let moved = queue.adopt_legacy(&store)?;
     if moved > 0 {
