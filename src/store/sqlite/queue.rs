@@ -100,6 +100,7 @@ impl Queue {
         let open = || -> rusqlite::Result<Connection> {
             let mut conn = Connection::open(&path)?;
             conn.busy_handler(Some(super::wait_while_busy))?;
+            conn.pragma_update(None, "page_size", super::PAGE_SIZE)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", synchronous.pragma())?;
             // Entries are written once and read once, in order: a small
