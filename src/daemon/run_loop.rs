@@ -29,7 +29,7 @@ use crate::engine::report::Outcome;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
 use crate::store::{DaemonStore, EventQueue, QueuePosition, Queued, StoreError};
-use read_ahead::ReadAhead;
+use read_ahead::{Ahead, ReadAhead};
 
 /// Events per transaction: many per commit is where throughput comes from
 /// (1,024 instead of 256: +15 % with a backlog; 4,096 instead of 1,024: the
@@ -299,9 +299,9 @@ impl Daemon {
     /// so that nothing of it stays and the next try starts clean.
     fn process_batch(&mut self, control: &Control) -> anyhow::Result<usize> {
         let ahead = (self.read_ahead.take()).and_then(|a| a.take_after(self.position.as_ref()));
-        let mut batch = match ahead {
-            Some(entries) => entries,
-            None => self.read_batch(BATCH)?,
+        let (mut batch, done) = match ahead {
+            Some(Ahead { entries, done }) => (entries, Some(done)),
+            None => (self.read_batch(BATCH)?, None),
         };
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return self.process_timers_alone(control);
@@ -330,15 +330,18 @@ impl Daemon {
             }
         }
         let len = batch.len();
-        let result = self.in_transaction(control, |daemon| daemon.process_events(batch, control));
+        let result = self.in_transaction(control, |daemon| {
+            daemon.process_events(batch, done, control)
+        });
         match result {
             Err(e) if refused_behind(&e) => {
                 tracing::warn!("{e:#}");
                 // The same entries again (processing let go of them).
                 let batch = self.read_batch(len)?;
                 self.store.write_through(true);
-                let again =
-                    self.in_transaction(control, |daemon| daemon.process_events(batch, control));
+                let again = self.in_transaction(control, |daemon| {
+                    daemon.process_events(batch, None, control)
+                });
                 self.store.write_through(false);
                 again
             }
@@ -399,10 +402,19 @@ impl Daemon {
     /// then the commit.
     /// Each entry is let go of once processed: the next batch is read
     /// while this one commits, and only one should be held at a time.
-    fn process_events(&mut self, batch: Vec<Queued>, control: &Control) -> anyhow::Result<usize> {
-        self.processor
-            .expect_batch(batch.iter().map(|q| q.event_id.as_str()))
-            .context("cannot read the processed events")?;
+    /// `done`: which of the batch's events are done, if known already.
+    fn process_events(
+        &mut self,
+        batch: Vec<Queued>,
+        done: Option<crate::id_map::IdMap<String, bool>>,
+        control: &Control,
+    ) -> anyhow::Result<usize> {
+        match done {
+            Some(done) => self.processor.expect_known(done),
+            None => (self.processor)
+                .expect_batch(batch.iter().map(|q| q.event_id.as_str()))
+                .context("cannot read the processed events")?,
+        }
         let mut last = None;
         let mut done = 0;
         let mut tally = Tally::default();
@@ -460,10 +472,11 @@ impl Daemon {
         }
         // The next batch is read while this one commits.
         let mut ahead = None;
-        let queue = self.queue.as_ref();
+        let (queue, processor) = (self.queue.as_ref(), &self.processor);
         self.store
             .commit_while(&mut || {
-                ahead = (position.clone()).and_then(|p| ReadAhead::read(queue, p, BATCH));
+                ahead =
+                    (position.clone()).and_then(|p| ReadAhead::read(queue, processor, p, BATCH));
             })
             .context("cannot commit")?;
         if let Some(position) = position {

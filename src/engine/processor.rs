@@ -99,6 +99,25 @@ impl Processor {
         Ok(())
     }
 
+    /// For the events of the next batch, while this one commits: which are
+    /// done, from the last commit and from what this batch did (which the
+    /// commit under way may not have made visible yet).
+    pub fn done_ahead(&self, ids: &[&str]) -> crate::store::Result<IdMap<String, bool>> {
+        let committed = self.store.committed_done_among(ids)?;
+        Ok(ids
+            .iter()
+            .map(|&id| {
+                let done = committed.contains(id) || self.known_done.get(id) == Some(&true);
+                (id.to_string(), done)
+            })
+            .collect())
+    }
+
+    /// `expect_batch` with what `done_ahead` found.
+    pub fn expect_known(&mut self, known: IdMap<String, bool>) {
+        self.known_done = known;
+    }
+
     /// Forgets what `expect_batch` learned, at the end of its transaction.
     pub fn end_batch(&mut self) {
         self.known_done.clear();

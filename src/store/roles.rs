@@ -39,6 +39,12 @@ pub trait DoneEvents {
     fn is_done(&self, event_id: &str) -> Result<bool>;
     /// The ids among `ids` that are done, in one lookup.
     fn done_among(&self, ids: &[&str]) -> Result<HashSet<String>>;
+    /// `done_among` as of the last commit, leaving out the open (or
+    /// committing) transaction's outcomes; it may be asked while the store
+    /// commits on a thread of its own (`Transactions::commit_while`).
+    fn committed_done_among(&self, ids: &[&str]) -> Result<HashSet<String>> {
+        self.done_among(ids)
+    }
 }
 
 /// The rows one event writes to the state: the records it changed, the

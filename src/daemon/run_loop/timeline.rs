@@ -18,7 +18,9 @@ impl Daemon {
         if next.is_none_or(|due| due > now) {
             return Ok(0);
         }
-        self.in_transaction(control, |daemon| daemon.process_events(Vec::new(), control))
+        self.in_transaction(control, |daemon| {
+            daemon.process_events(Vec::new(), None, control)
+        })
     }
 
     /// Fires the timers due at or before `until`, at most `limit`; how many.

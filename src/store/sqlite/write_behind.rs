@@ -238,6 +238,11 @@ impl DoneEvents for WriteBehind {
         let ids: Vec<String> = ids.iter().map(|&id| id.to_string()).collect();
         self.ask(move |s| s.done_among(&ids.iter().map(String::as_str).collect::<Vec<_>>()))
     }
+
+    /// From the reading connection, without waiting for the writing thread.
+    fn committed_done_among(&self, ids: &[&str]) -> Result<HashSet<String>> {
+        self.reader.done_among(ids)
+    }
 }
 
 impl Persist for WriteBehind {

@@ -325,3 +325,44 @@ fn a_rolled_back_batch_leaves_nothing_even_of_writes_not_sent_yet() {
         .collect();
     assert_eq!(outcomes, ["e2"]);
 }
+
+/// While a batch commits, which events of the next one are done: those the
+/// batch applied or rejected (not visible to the reading connection yet)
+/// and those of earlier commits.
+#[test]
+fn the_next_batch_knows_what_the_committing_one_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Rc::new(WriteBehind::start(open(&path), &path).unwrap());
+    let mut processor = Processor::new(store.clone(), rules(dir.path()));
+    store.begin().unwrap();
+    processor.expect_batch(["e1"]).unwrap();
+    processor.process(&created("e1", "c1"), None).unwrap();
+    store.commit().unwrap();
+    processor.end_batch();
+
+    store.begin().unwrap();
+    processor.expect_batch(["e2", "e3"]).unwrap();
+    processor.process(&created("e2", "c2"), None).unwrap();
+    let fields =
+        serde_json::json!({ "type": "ticket.created", "ticket": "t", "conversation": "nowhere" });
+    let report = processor.process(&event("e3", 1, fields), None).unwrap();
+    assert_eq!(report.outcome, Outcome::Rejected);
+    // Not committed: the reading connection does not see them yet.
+    assert!(store
+        .committed_done_among(&["e2", "e3"])
+        .unwrap()
+        .is_empty());
+    let mut ahead: Vec<_> = (processor.done_ahead(&["e1", "e2", "e3", "e4"]).unwrap())
+        .into_iter()
+        .collect();
+    ahead.sort();
+    let expected = [("e1", true), ("e2", true), ("e3", true), ("e4", false)];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|&(id, done)| (id.to_string(), done))
+        .collect();
+    assert_eq!(ahead, expected);
+    store.commit().unwrap();
+    assert_eq!(store.committed_done_among(&["e2", "e3"]).unwrap().len(), 2);
+}
