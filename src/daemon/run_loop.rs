@@ -470,7 +470,8 @@ impl Daemon {
                 .set_queue_position(position)
                 .context("cannot record how far the queue is processed")?;
         }
-        // The next batch is read while this one commits.
+        // The next batch is read, and which of its events are done
+        // learned, while this one commits.
         let mut ahead = None;
         let (queue, processor) = (self.queue.as_ref(), &self.processor);
         self.store

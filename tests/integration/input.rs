@@ -69,6 +69,61 @@ fn each_kind_of_malformed_line_is_refused_with_its_line_number() {
     }
 }
 
+/// A file is queued as it is read (a pipe is staged first): a bad line
+/// after thousands of good ones, read by then, still leaves the queue
+/// empty, whether the file is named or redirected to standard input.
+#[test]
+fn a_bad_line_deep_in_a_file_queues_nothing() {
+    let good: String = (0..5000)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"e{i}\",\"type\":\"conversation.created\",\"conversation\":\"c{i}\"}}\n"
+            )
+        })
+        .collect();
+    let inbox = Inbox::new();
+    inbox.write("events.jsonl", &format!("{good}{{not json\n"));
+    inbox
+        .cmd()
+        .args(["enqueue", "events.jsonl"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "events.jsonl: line 5001: not valid JSON",
+        ));
+    let redirected = || {
+        let file = std::fs::File::open(inbox.path("events.jsonl")).unwrap();
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"));
+        command
+            .current_dir(inbox.path(""))
+            .env_remove("INBOXD_CONFIG")
+            .env_remove("INBOXD_STORE_URL")
+            .args(["enqueue", "-"])
+            .stdin(file);
+        command.output().unwrap()
+    };
+    let out = redirected();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stdin: line 5001: not valid JSON"),
+        "{stderr}"
+    );
+    queue_is_empty(&inbox);
+    // And the same file, mended, is queued whole both ways.
+    inbox.write("events.jsonl", &good);
+    inbox
+        .cmd()
+        .args(["enqueue", "events.jsonl"])
+        .assert()
+        .success();
+    assert!(redirected().status.success());
+    inbox.drain();
+    let outcomes = inbox.outcomes();
+    assert_eq!(outcomes.len(), 10_000);
+    assert_eq!(outcomes[9999]["outcome"], "duplicate");
+}
+
 #[test]
 fn the_error_is_one_line_and_names_the_file() {
     let inbox = Inbox::new();
