@@ -88,9 +88,11 @@ pub trait Transactions {
     /// Starts a write transaction.
     fn begin(&self) -> Result<()>;
     fn commit(&self) -> Result<()>;
-    /// Commits, running `meanwhile` (which must not use the store) while
-    /// the commit is under way where the store commits on a thread of its
-    /// own; else after it. It runs whether the commit succeeds or not.
+    /// Commits, running `meanwhile` while the commit is under way where
+    /// the store commits on a thread of its own, else after it. It may
+    /// read only what the last commit holds (`committed_done_among`); what
+    /// it learns counts only if the commit succeeds (it may not run when
+    /// the commit fails).
     fn commit_while(&self, meanwhile: &mut dyn FnMut()) -> Result<()> {
         let committed = self.commit();
         meanwhile();
