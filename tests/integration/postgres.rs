@@ -509,7 +509,11 @@ fn a_daemon_whose_connections_are_all_cut_reconnects_and_loses_nothing() {
         return;
     };
     slow_down(&inbox);
-    let events = random_events(900, 3);
+    // Most of the random events are duplicates or rejected, which run no
+    // rule: new conversations after them, each slowed down, keep the
+    // backlog going past both cuts.
+    let mut events = random_events(900, 3);
+    events.extend((0..1500).map(|i| conversation_created(&format!("n{i}"), &format!("n{i}"))));
     inbox.enqueue(&lines(&events));
     let mut daemon = inbox.spawn(&[]);
     let mut db = inbox.database().unwrap().connect();
@@ -540,6 +544,10 @@ fn a_daemon_whose_connections_are_all_cut_reconnects_and_loses_nothing() {
             )
             .unwrap();
         assert!(cut >= 2, "the daemon's connection and its listener: {cut}");
+        assert!(
+            inbox.status()["queued"].as_u64().unwrap() > 0,
+            "the backlog was done before cut {round}: the test proves nothing"
+        );
     }
     within(Duration::from_secs(120), "the daemon to finish", || {
         inbox.status()["queued"] == 0
