@@ -117,6 +117,15 @@ fn holder_and_standby(inbox: &Inbox) -> (Running, Running) {
     (holder, standby)
 }
 
+/// `events`, then 1,500 new conversations, each slowed down by
+/// `slow_down`'s rule: most random events are duplicates or rejected and
+/// run no rule, so a backlog of them alone can be done before a test's
+/// kill or cut lands.
+fn with_slow_tail(events: &[Value]) -> Vec<Value> {
+    let tail = (0..1500).map(|i| conversation_created(&format!("n{i}"), &format!("n{i}")));
+    events.iter().cloned().chain(tail).collect()
+}
+
 fn holder_pid(inbox: &Inbox) -> Option<u32> {
     let status = inbox.status();
     let holder = status["holder"].as_str()?;
@@ -129,9 +138,11 @@ fn a_standby_takes_over_within_5_s_of_the_holder_s_death_under_load() {
         return;
     };
     slow_down(&inbox);
-    let events = random_events(1200, 5);
-    let (first, second) = events.split_at(events.len() / 2);
-    inbox.enqueue(&lines(first));
+    let random = random_events(1200, 5);
+    let (first, second) = random.split_at(random.len() / 2);
+    let first = with_slow_tail(first);
+    let events: Vec<Value> = first.iter().chain(second).cloned().collect();
+    inbox.enqueue(&lines(&first));
     let (mut holder, mut standby) = holder_and_standby(&inbox);
     assert_eq!(inbox.status()["running"], true);
     // Under load: the holder is inside the backlog, producers still write.
@@ -283,7 +294,7 @@ fn a_holder_that_loses_its_connection_commits_nothing_more() {
         return;
     };
     slow_down(&inbox);
-    let events = random_events(900, 9);
+    let events = with_slow_tail(&random_events(900, 9));
     inbox.enqueue(&lines(&events));
     let (holder, mut standby) = holder_and_standby(&inbox);
     within(
@@ -509,11 +520,7 @@ fn a_daemon_whose_connections_are_all_cut_reconnects_and_loses_nothing() {
         return;
     };
     slow_down(&inbox);
-    // Most of the random events are duplicates or rejected, which run no
-    // rule: new conversations after them, each slowed down, keep the
-    // backlog going past both cuts.
-    let mut events = random_events(900, 3);
-    events.extend((0..1500).map(|i| conversation_created(&format!("n{i}"), &format!("n{i}"))));
+    let events = with_slow_tail(&random_events(900, 3));
     inbox.enqueue(&lines(&events));
     let mut daemon = inbox.spawn(&[]);
     let mut db = inbox.database().unwrap().connect();
