@@ -577,3 +577,35 @@ proptest! {
         check(&events, true);
     }
 }
+
+/// A stream of several batches (4,096 events, or 100 ms, each): every batch
+/// after the first is read, and which of its events are done learned, while
+/// the one before it commits; the state must still be the model's, and
+/// exactly the repeated ids duplicates (every outcome here is final, so an
+/// id seen before is done). Each event has an id of its own, but every
+/// seventh repeats the id of one 4,500 events before, in an earlier batch.
+#[test]
+fn a_stream_of_several_batches_agrees_with_the_model() {
+    for seed in [11, 12] {
+        let mut events = crate::reliability::random_events(10_000, seed);
+        for (i, event) in events.iter_mut().enumerate() {
+            let id = match i {
+                i if i >= 4500 && i % 7 == 0 => i - 4500,
+                i => i,
+            };
+            event["id"] = json!(format!("e{id}"));
+        }
+        let inbox = model_inbox(false);
+        check_on(&inbox, &events, false);
+        let mut seen = BTreeSet::new();
+        let expected: Vec<bool> = events
+            .iter()
+            .map(|e| !seen.insert(e["id"].as_str().unwrap().to_string()))
+            .collect();
+        let duplicates: Vec<bool> = (inbox.outcomes().iter())
+            .map(|o| o["outcome"] == "duplicate")
+            .collect();
+        assert_eq!(duplicates, expected);
+        assert!(expected.iter().filter(|&&d| d).count() > 700);
+    }
+}
