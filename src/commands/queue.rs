@@ -69,9 +69,13 @@ fn enqueue_read_beside(config: &Config, input: Input, now: &str) -> anyhow::Resu
         anyhow::bail!("{}: {bad}", input.name);
     }
     queued.map_err(|e| explain_write_error(e, config))?;
-    events
-        .count
-        .ok_or_else(|| anyhow::anyhow!("{}: the events were not all read", input.name))
+    // Queued means the reader came to the end (it said how many).
+    (events.count).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: queued, but its reading ended without a count (a bug: please report it)",
+            input.name
+        )
+    })
 }
 
 /// Standard input from a pipe or a terminal: each line is validated and

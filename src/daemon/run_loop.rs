@@ -29,7 +29,7 @@ use crate::engine::report::Outcome;
 use crate::engine::Processor;
 use crate::scripting::ruleset::RuleSet;
 use crate::store::{DaemonStore, EventQueue, QueuePosition, Queued, StoreError};
-use read_ahead::{Ahead, ReadAhead};
+use read_ahead::ReadAhead;
 
 /// Events per transaction: many per commit is where throughput comes from
 /// (1,024 instead of 256: +15 % with a backlog; 4,096 instead of 1,024: the
@@ -300,7 +300,7 @@ impl Daemon {
     fn process_batch(&mut self, control: &Control) -> anyhow::Result<usize> {
         let ahead = (self.read_ahead.take()).and_then(|a| a.take_after(self.position.as_ref()));
         let (mut batch, done) = match ahead {
-            Some(Ahead { entries, done }) => (entries, Some(done)),
+            Some((entries, done)) => (entries, Some(done)),
             None => (self.read_batch(BATCH)?, None),
         };
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {

@@ -91,12 +91,20 @@ impl Inbox {
 
     /// `inboxd` run in the inbox's directory, on its config.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("inboxd").unwrap();
-        cmd.current_dir(self.dir.path())
-            .env_remove("INBOXD_CONFIG")
-            .env_remove("INBOXD_STORE_URL")
-            .env("RUST_LOG", "warn");
+        let mut cmd = Command::from_std(self.process());
+        cmd.env("RUST_LOG", "warn");
         cmd
+    }
+
+    /// `cmd` as a plain process, for what assert_cmd does not do (a file
+    /// as standard input, a child left running).
+    pub fn process(&self) -> std::process::Command {
+        let mut process = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"));
+        process
+            .current_dir(self.dir.path())
+            .env_remove("INBOXD_CONFIG")
+            .env_remove("INBOXD_STORE_URL");
+        process
     }
 
     /// Enqueues JSON Lines; panics unless it succeeds.
@@ -284,10 +292,8 @@ impl Inbox {
     /// `spawn_with_env`, its log in the file `log` (several daemons).
     pub fn spawn_logged(&self, log: &str, args: &[&str], env: &[(&str, &str)]) -> Running {
         let log = std::fs::File::create(self.path(log)).unwrap();
-        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"))
-            .current_dir(self.dir.path())
-            .env_remove("INBOXD_CONFIG")
-            .env_remove("INBOXD_STORE_URL")
+        let child = self
+            .process()
             .env_remove("INBOXD_TOKEN")
             .env_remove("INBOXD_HUBSPOT_SECRET")
             .env("RUST_LOG", "info")

@@ -93,14 +93,9 @@ fn a_bad_line_deep_in_a_file_queues_nothing() {
         ));
     let redirected = || {
         let file = std::fs::File::open(inbox.path("events.jsonl")).unwrap();
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("inboxd"));
-        command
-            .current_dir(inbox.path(""))
-            .env_remove("INBOXD_CONFIG")
-            .env_remove("INBOXD_STORE_URL")
-            .args(["enqueue", "-"])
-            .stdin(file);
-        command.output().unwrap()
+        (inbox.process().args(["enqueue", "-"]).stdin(file))
+            .output()
+            .unwrap()
     };
     let out = redirected();
     assert!(!out.status.success());

@@ -15,12 +15,6 @@ pub struct ReadAhead {
     done: IdMap<String, bool>,
 }
 
-/// A batch read ahead.
-pub struct Ahead {
-    pub entries: Vec<Queued>,
-    pub done: IdMap<String, bool>,
-}
-
 impl ReadAhead {
     /// Reads ahead after `after`, while `processor`'s batch commits;
     /// nothing if the queue or the store cannot be read now (the next batch
@@ -41,12 +35,14 @@ impl ReadAhead {
         })
     }
 
-    /// The entries, if they follow `position` and there are some: an empty
-    /// read may be stale, since events may have been queued since.
-    pub fn take_after(self, position: Option<&QueuePosition>) -> Option<Ahead> {
-        (position == Some(&self.after) && !self.entries.is_empty()).then_some(Ahead {
-            entries: self.entries,
-            done: self.done,
-        })
+    /// The entries and which are done, if they follow `position` and there
+    /// are some: an empty read may be stale, since events may have been
+    /// queued since.
+    pub fn take_after(
+        self,
+        position: Option<&QueuePosition>,
+    ) -> Option<(Vec<Queued>, IdMap<String, bool>)> {
+        (position == Some(&self.after) && !self.entries.is_empty())
+            .then_some((self.entries, self.done))
     }
 }
